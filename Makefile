@@ -1,0 +1,79 @@
+# Lepton: `make run` sets everything up and chats in the terminal; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.10
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5005
+RASA_PROJECT := --domain bot/domain.yml --data data --config config.yml
+RASA_RUNTIME := --model models --endpoints bot/endpoints.yml --credentials bot/credentials.yml
+
+# Models come from disk only; nothing is fetched from a model hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export RASA_TELEMETRY_ENABLED := false
+
+# Secret for the knowledge-base admin routes (bot/credentials.yml). Generated once into
+# .lepton-admin-token unless LEPTON_ADMIN_TOKEN is already set in the environment.
+ADMIN_TOKEN_FILE := .lepton-admin-token
+LEPTON_ADMIN_TOKEN ?= $(shell test -s $(ADMIN_TOKEN_FILE) || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(ADMIN_TOKEN_FILE); cat $(ADMIN_TOKEN_FILE))
+export LEPTON_ADMIN_TOKEN
+
+.PHONY: faq-reload faq-eval run serve train install test test-fast validate rasa-test shell-nlu constraints clean
+
+## run: install, train when data or config changed, then chat in `rasa shell`
+run: train
+	$(BIN)/rasa shell $(RASA_RUNTIME)
+
+## serve: install, train when needed, then serve HTTP (REST channel and API) on $(PORT)
+serve: train
+	$(BIN)/rasa run $(RASA_RUNTIME) --port $(PORT)
+
+## shell-nlu: show intent ranking and entities for typed messages
+shell-nlu: train
+	$(BIN)/rasa shell nlu --model models
+
+## train: `rasa train` reuses the previous model when nothing changed
+train: install
+	$(BIN)/rasa train $(RASA_PROJECT) --out models
+
+## faq-reload: swap the edited data/faq.yml into the running `make serve` server, no retraining
+faq-reload:
+	@curl -sS -X POST -H "Authorization: Bearer $$LEPTON_ADMIN_TOKEN" http://127.0.0.1:$(PORT)/webhooks/faq_admin/reload; echo
+
+## faq-eval: retrieval recall@k/MRR on held-out paraphrases and the threshold sweep plot
+faq-eval: install
+	$(BIN)/python -m benchmarks.faq_eval --plot docs/faq_threshold_sweep.png
+
+## test: the full test suite (unit and integration)
+test: install
+	$(BIN)/python -m pytest
+
+## test-fast: unit tests only, skipping trainings with the real model
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+## rasa-test: `rasa test` on the test stories and NLU data; reports in results/
+rasa-test: train
+	$(BIN)/rasa test --model models --stories bot/test_stories.yml --nlu data/nlu.yml --out results
+
+validate: install
+	$(BIN)/rasa data validate $(RASA_PROJECT)
+
+install: $(VENV)/.installed
+
+# One pip call resolves everything together so rasa's pins (numpy<1.25,
+# pydantic<1.10.10) hold; constraints.txt fixes every version.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --constraint constraints.txt --editable ".[test]"
+	touch $@
+
+## constraints: re-pin every package after changing dependencies in pyproject.toml
+constraints: install
+	{ head -2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e\|lepton'; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean:
+	rm -rf models results .pytest_cache

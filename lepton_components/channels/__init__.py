@@ -1,0 +1,1 @@
+"""Input channels (Sanic blueprints mounted by `rasa run`); no heavy imports here."""

@@ -1,0 +1,162 @@
+"""A transformer encoder with a linear classification head, and how it is fine-tuned.
+
+Rasa-free: the intent classifier component converts Rasa messages to token ids and label
+indices and calls into this module, which keeps the training logic testable on its own.
+"""
+
+import dataclasses
+import logging
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from lepton_components.batching import sorted_batches
+from lepton_components.encoder_config import EncoderConfig
+from lepton_components.fine_tuning import stratified_holdout, train_with_early_stopping
+from lepton_components.torch_encoder import mean_pool, pad_batch, trainable_parameters
+
+logger = logging.getLogger(__name__)
+
+INFERENCE_BATCH_SIZE = 64
+
+
+class SentenceClassifier(torch.nn.Module):
+    """Mean-pooled encoder output followed by dropout and one linear layer."""
+
+    def __init__(self, encoder: torch.nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """One vector per sentence."""
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return mean_pool(output.last_hidden_state, attention_mask)
+
+    def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Label logits from sentence vectors."""
+        return self.head(self.dropout(embeddings))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(input_ids, attention_mask))
+
+
+@dataclasses.dataclass
+class TrainingReport:
+    """What happened during fine-tuning; stored with the model for diagnosis."""
+
+    epochs_run: int
+    best_epoch: int
+    validation_examples: int
+    best_validation_accuracy: Optional[float]
+    final_training_loss: float
+    seconds: float
+
+
+def predict_probabilities(
+    model: SentenceClassifier,
+    token_ids: Sequence[List[int]],
+    pad_token_id: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Softmax label probabilities, one row per example, in input order."""
+    model.eval()
+    probabilities = np.zeros((len(token_ids), model.head.out_features), dtype=np.float32)
+    with torch.inference_mode():
+        for batch in sorted_batches([len(ids) for ids in token_ids], INFERENCE_BATCH_SIZE):
+            input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_token_id, device)
+            logits = model(input_ids, attention_mask)
+            probabilities[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return probabilities
+
+
+def _cached_embeddings(
+    model: SentenceClassifier, token_ids: Sequence[List[int]], pad_token_id: int, device: torch.device
+) -> torch.Tensor:
+    """Sentence vectors of a frozen encoder, computed once for head-only training."""
+    model.eval()
+    embeddings = torch.zeros((len(token_ids), model.head.in_features), device=device)
+    with torch.inference_mode():
+        for batch in sorted_batches([len(ids) for ids in token_ids], INFERENCE_BATCH_SIZE):
+            input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_token_id, device)
+            embeddings[batch] = model.embed(input_ids, attention_mask).float()
+    return embeddings.clone()
+
+
+def fine_tune(
+    model: SentenceClassifier,
+    token_ids: Sequence[List[int]],
+    labels: Sequence[int],
+    config: EncoderConfig,
+    pad_token_id: int,
+    device: torch.device,
+    epochs: int,
+) -> TrainingReport:
+    """Trains ``model`` in place and restores the weights of its best held-out epoch.
+
+    With ``training_mode: head_only`` the frozen encoder runs once over the data and only
+    the head trains on the cached sentence vectors, which is orders of magnitude faster.
+    """
+    started = time.perf_counter()
+    model.to(device)
+    train_indices, held_out = stratified_holdout(labels, config.validation_fraction, config.random_seed)
+    if config.validation_fraction > 0 and not held_out:
+        logger.info(
+            "Too few examples per intent to hold some out for early stopping; "
+            f"training for all {epochs} epochs."
+        )
+    label_tensor = torch.tensor(labels, dtype=torch.long, device=device)
+    head_only = config.training_mode == "head_only"
+
+    if head_only:
+        cache = _cached_embeddings(model, token_ids, pad_token_id, device)
+
+        def logits_for(batch: List[int]) -> torch.Tensor:
+            return model.classify(cache[batch])
+
+    else:
+
+        def logits_for(batch: List[int]) -> torch.Tensor:
+            input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_token_id, device)
+            return model(input_ids, attention_mask)
+
+    result = train_with_early_stopping(
+        model,
+        head_parameters=list(model.head.parameters()),
+        encoder_parameters=[] if head_only else trainable_parameters(model.encoder),
+        train_indices=train_indices,
+        lengths=[len(ids) for ids in token_ids],
+        batch_loss=lambda batch: torch.nn.functional.cross_entropy(logits_for(batch), label_tensor[batch]),
+        evaluate=(lambda: _evaluate(model, logits_for, held_out, label_tensor)) if held_out else None,
+        config=config,
+        epochs=epochs,
+        metric_name="val_acc",
+    )
+    return TrainingReport(
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        validation_examples=len(held_out),
+        best_validation_accuracy=result.best_score,
+        final_training_loss=result.final_training_loss,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+
+
+def _evaluate(
+    model: SentenceClassifier,
+    logits_for: Callable[[List[int]], torch.Tensor],
+    indices: List[int],
+    labels: torch.Tensor,
+) -> Tuple[float, float]:
+    model.eval()
+    correct, total_loss = 0, 0.0
+    with torch.inference_mode():
+        for start in range(0, len(indices), INFERENCE_BATCH_SIZE):
+            batch = indices[start : start + INFERENCE_BATCH_SIZE]
+            logits = logits_for(batch)
+            total_loss += torch.nn.functional.cross_entropy(logits, labels[batch], reduction="sum").item()
+            correct += int((logits.argmax(dim=-1) == labels[batch]).sum().item())
+    return correct / len(indices), total_loss / len(indices)

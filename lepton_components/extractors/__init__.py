@@ -1,0 +1,1 @@
+"""Entity extractors. Import the component modules directly: this package stays torch-free."""

@@ -1,0 +1,381 @@
+"""Entity extractor that fine-tunes a BERT-family encoder to tag word pieces (BIO)."""
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Optional, Text, Tuple
+
+import rasa.shared.utils.io
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.exceptions import InvalidConfigException, RasaException
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from lepton_components import backbone, config_validation, encoder_persistence
+from lepton_components.encoder_config import EncoderConfig, default_encoder_config
+from lepton_components.extractors import bio_alignment
+from lepton_components.extractors.bio_alignment import EntityLabel, Span, TagScheme
+
+logger = logging.getLogger(__name__)
+
+# Misaligned annotations named in the training warning; the rest are only counted.
+MISALIGNED_EXAMPLES_SHOWN = 5
+
+
+class EntityTrainingDataError(RasaException):
+    """The NLU data cannot (further) train the entity extractor."""
+
+
+class _Window(NamedTuple):
+    """At most ``max_length`` word pieces of one message, with their character spans."""
+
+    message: int
+    input_ids: List[int]
+    spans: List[Optional[Span]]  # None for special tokens
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
+class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
+    """Extracts entities by tagging every word piece with a fine-tuned transformer encoder.
+
+    Reads only the message `text` (the encoder brings its own word-piece tokenizer, so any
+    Rasa tokenizer may precede it). Appends to `entities`, never replacing entities other
+    extractors (e.g. RegexEntityExtractor) found: each has exact character `start`/`end`,
+    `value` (= text[start:end]), `entity`, `confidence_entity`, `extractor` and, when the
+    training data had them, `role` and `group`.
+
+    Messages longer than `max_length` word pieces are not truncated: they are split into
+    windows that overlap by `window_overlap` pieces, in training and in prediction, so
+    entities near the end of a long message are learned and found.
+
+    Training data without any entity annotation trains nothing: a warning says so,
+    nothing is persisted and `process` leaves messages untouched. Failing instead would
+    make a pipeline that lists this extractor "just in case" unusable before the first
+    entity is annotated, while training an all-`O` tagger would cost minutes for a model
+    that can only ever say "no entity".
+    """
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        return ["torch", "transformers", "peft", "safetensors"]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            **default_encoder_config(),
+            # Dropout before the tagging layer.
+            "head_dropout": 0.1,
+            # Entities whose confidence (the lowest tag probability among their word
+            # pieces) is below this are dropped; 0 keeps every predicted entity.
+            "confidence_threshold": 0.0,
+            # Word pieces shared by consecutive windows when a message is longer than
+            # `max_length`; at most half of `max_length`.
+            "window_overlap": 16,
+            # "skip": drop a predicted entity whose characters overlap an entity an
+            # earlier pipeline component already found (earlier extractors win);
+            # "keep": add it anyway, so both appear in `entities`.
+            "overlapping_entities": "skip",
+        }
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> None:
+        self.component_config = config
+        self.settings = self.validate_config(config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self._execution_context = execution_context
+        self._backbone_path = backbone.resolve_backbone_path(
+            self.settings.model_name_or_path, type(self).__name__
+        )
+        self.scheme: Optional[TagScheme] = None
+        self.model: Optional[Any] = None
+        self.tokenizer: Optional[Any] = None
+        self.training_report: Optional[Dict[Text, Any]] = None
+
+    @classmethod
+    def validate_config(cls, config: Dict[Text, Any]) -> EncoderConfig:
+        """Checks every key and value; raises InvalidConfigException naming the fix."""
+        name = cls.__name__
+        config_validation.check_unknown_keys(name, config, cls.get_default_config())
+        settings = EncoderConfig.from_component_config(name, config)
+        config_validation.check_number(name, "head_dropout", config["head_dropout"], 0, 0.9, example=0.1)
+        config_validation.check_number(
+            name, "confidence_threshold", config["confidence_threshold"], 0, 1, example=0.5
+        )
+        config_validation.check_number(
+            name, "window_overlap", config["window_overlap"], 0, settings.max_length // 2,
+            integer=True, example=settings.max_length // 4,
+        )
+        config_validation.check_choice(name, "overlapping_entities", config["overlapping_entities"], ("skip", "keep"))
+        return settings
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
+        """Retrains when the backbone's weights change, not only when the config does."""
+        return backbone.fingerprint_for_config(config.get("model_name_or_path"), cls.__name__)
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "BertEntityExtractor":
+        return cls(config, model_storage, resource, execution_context)
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fine-tunes on every NLU example (with or without entities) and persists the result."""
+        from lepton_components.extractors import token_tagger
+
+        examples = [
+            example
+            for example in self.filter_trainable_entities(training_data.nlu_examples)
+            if (example.get(TEXT) or "").strip()
+        ]
+        annotations = [example.get(ENTITIES) or [] for example in examples]
+        if not any(annotations):
+            rasa.shared.utils.io.raise_warning(
+                f"{type(self).__name__} found no entity annotations in the NLU training data, "
+                f"so it trains nothing and will extract no entities. Annotate entities in "
+                f"your examples, e.g. `- where is [LP-123456](order_number)`, or remove "
+                f"{type(self).__name__} from the pipeline in config.yml."
+            )
+            return self._resource
+        epochs = self.settings.epochs
+        if self.model is None:
+            self.scheme = TagScheme.from_annotations(a for message in annotations for a in message)
+            self._build_model(for_training=True)
+        else:
+            # `rasa train --finetune`: Rasa has already scaled `epochs` by --epoch-fraction
+            # (engine/recipes/default_recipe.py ~L465).
+            self._check_finetuning_labels(annotations)
+        texts = [example.get(TEXT) for example in examples]
+        windows = self._windows(texts)
+        tags = self._window_tags(texts, annotations, windows)
+        report = token_tagger.fine_tune(
+            self.model,
+            [window.input_ids for window in windows],
+            tags,
+            [window.message for window in windows],
+            self.settings,
+            self.tokenizer.pad_token_id,
+            self._device,
+            epochs,
+        )
+        self.training_report = report.__dict__
+        logger.info(f"{type(self).__name__} trained: {self.training_report}")
+        self.persist()
+        if self.settings.training_mode == "lora":
+            self.model.encoder = self.model.encoder.merge_and_unload()
+        return self._resource
+
+    def _check_finetuning_labels(self, annotations: List[List[Dict[Text, Any]]]) -> None:
+        new = sorted(
+            {EntityLabel.of(a) for message in annotations for a in message} - set(self.scheme.labels),
+            key=lambda label: label.name,
+        )
+        if new:
+            raise EntityTrainingDataError(
+                f"{type(self).__name__} cannot learn new entities, roles or groups while "
+                f"fine-tuning (`rasa train --finetune`): {', '.join(label.name for label in new)}. "
+                f"Train from scratch with `rasa train` to add them."
+            )
+
+    def _window_tags(
+        self,
+        texts: List[Text],
+        annotations: List[List[Dict[Text, Any]]],
+        windows: List[_Window],
+    ) -> List[List[int]]:
+        """Tag ids for every window, aligned once per message over all its pieces."""
+        spans_by_message: Dict[int, List[List[Optional[Span]]]] = {}
+        for window in windows:
+            spans_by_message.setdefault(window.message, []).append(window.spans)
+        tag_by_span: List[Dict[Span, int]] = []
+        misaligned: List[Tuple[Text, bio_alignment.Misalignment]] = []
+        for message, text in enumerate(texts):
+            pieces = bio_alignment.unique_piece_spans(spans_by_message[message])
+            alignment = bio_alignment.align_annotations(text, pieces, annotations[message], self.scheme)
+            tag_by_span.append(dict(zip(pieces, alignment.tags)))
+            misaligned.extend((text, problem) for problem in alignment.misaligned)
+        if misaligned:
+            self._warn_misaligned(misaligned)
+        return [
+            [
+                bio_alignment.IGNORE_INDEX if span is None else tag_by_span[window.message][span]
+                for span in window.spans
+            ]
+            for window in windows
+        ]
+
+    def _warn_misaligned(self, misaligned: List[Tuple[Text, bio_alignment.Misalignment]]) -> None:
+        lines = []
+        for text, (annotation, reason) in misaligned[:MISALIGNED_EXAMPLES_SHOWN]:
+            value = annotation.get("value", text[annotation["start"] : annotation["end"]])
+            lines.append(f"  - '{value}' ({annotation['entity']}) in '{text}': {reason}")
+        if len(misaligned) > MISALIGNED_EXAMPLES_SHOWN:
+            lines.append(f"  ... and {len(misaligned) - MISALIGNED_EXAMPLES_SHOWN} more")
+        rasa.shared.utils.io.raise_warning(
+            f"{type(self).__name__} left {len(misaligned)} entity annotation(s) out of "
+            f"training because they do not start and end on word-piece boundaries of the "
+            f"backbone's tokenizer (or overlap another annotation):\n" + "\n".join(lines) + "\n"
+            "Move the annotation to cover whole word pieces, e.g. annotate "
+            "`[LP-123456](order_number)` rather than part of it."
+        )
+
+    def _build_model(self, for_training: bool) -> None:
+        from lepton_components import torch_encoder
+        from lepton_components.extractors.token_tagger import TokenTagger
+
+        torch_encoder.seed_everything(self.settings.random_seed)
+        # For training and serving alike; torch's thread pool is process-wide.
+        torch_encoder.apply_thread_setting(self.settings.num_threads)
+        self._device = torch_encoder.select_device(self.settings.device)
+        self.tokenizer = torch_encoder.load_tokenizer(self._backbone_path)
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise InvalidConfigException(
+                f"{type(self).__name__} needs a fast (Rust) tokenizer for character offsets, "
+                f"but the backbone at '{self._backbone_path}' has none. Add its tokenizer.json "
+                f"(`AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(folder)`)."
+            )
+        encoder = torch_encoder.load_encoder(self._backbone_path)
+        positions = getattr(encoder.config, "max_position_embeddings", None)
+        if positions is not None and self.settings.max_length > positions:
+            raise InvalidConfigException(
+                f"{type(self).__name__}: `max_length` is {self.settings.max_length}, but the "
+                f"backbone reads at most {positions} word pieces. Set e.g. `max_length: "
+                f"{min(64, positions)}` in config.yml; longer messages are windowed anyway."
+            )
+        if for_training:
+            encoder = torch_encoder.prepare_for_training(encoder, self.settings)
+        self.model = TokenTagger(encoder, self.scheme.num_tags, self.component_config["head_dropout"])
+        self.model.to(self._device)
+
+    def _windows(self, texts: List[Text]) -> List[_Window]:
+        """Overlapping windows of at most ``max_length`` pieces (the tokenizer's overflow)."""
+        encoding = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.settings.max_length,
+            stride=self.component_config["window_overlap"],
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        windows = []
+        for message, input_ids, offsets, special in zip(
+            encoding["overflow_to_sample_mapping"],
+            encoding["input_ids"],
+            encoding["offset_mapping"],
+            encoding["special_tokens_mask"],
+        ):
+            spans = [
+                None if is_special or start >= end else (start, end)
+                for (start, end), is_special in zip(offsets, special)
+            ]
+            windows.append(_Window(message, input_ids, spans))
+        return windows
+
+    # --------------------------------------------------------------- inference
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Appends the entities found in each message's text to its `entities`."""
+        if self.model is None:
+            return messages
+        from lepton_components.extractors.token_tagger import predict_tags
+
+        with_text = [message for message in messages if (message.get(TEXT) or "").strip()]
+        if not with_text:
+            return messages
+        texts = [message.get(TEXT) for message in with_text]
+        windows = self._windows(texts)
+        predictions = predict_tags(
+            self.model, [window.input_ids for window in windows], self.tokenizer.pad_token_id, self._device
+        )
+        pieces_by_message: Dict[int, List[List[bio_alignment.PiecePrediction]]] = {}
+        for window, (tag_ids, probabilities) in zip(windows, predictions):
+            pieces_by_message.setdefault(window.message, []).append(
+                [
+                    bio_alignment.PiecePrediction(span[0], span[1], int(tag_id), float(probability))
+                    for span, tag_id, probability in zip(window.spans, tag_ids, probabilities)
+                    if span is not None
+                ]
+            )
+        threshold = self.component_config["confidence_threshold"]
+        for index, message in enumerate(with_text):
+            pieces = bio_alignment.merge_windows(pieces_by_message[index])
+            entities = [
+                entity
+                for entity in bio_alignment.decode_entities(texts[index], pieces, self.scheme)
+                if entity["confidence_entity"] >= threshold
+            ]
+            existing = message.get(ENTITIES, [])
+            if self.component_config["overlapping_entities"] == "skip":
+                entities = bio_alignment.drop_overlapping(entities, existing)
+            message.set(ENTITIES, existing + self.add_extractor_name(entities), add_to_output=True)
+        return messages
+
+    # ------------------------------------------------------------- persistence
+
+    def persist(self) -> None:
+        """Writes only what training changed, as safetensors, plus JSON metadata."""
+        with self._model_storage.write_to(self._resource) as directory:
+            encoder_persistence.save_encoder_model(
+                directory,
+                self.model,
+                self.settings,
+                self._backbone_path,
+                {
+                    "entity_labels": self.scheme.to_json(),
+                    "tags": self.scheme.tag_names,
+                    "training_report": self.training_report,
+                },
+            )
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "BertEntityExtractor":
+        """Rebuilds the trained extractor; LoRA adapters are merged for fast inference.
+
+        During `rasa train --finetune` the adapters stay separate so training continues.
+        Nothing persisted (no entities in the training data) gives an extractor that
+        finds nothing.
+        """
+        component = cls(config, model_storage, resource, execution_context)
+        try:
+            with model_storage.read_from(resource) as directory:
+                component._restore(directory, for_training=execution_context.is_finetuning)
+        except ValueError as error:
+            if isinstance(error, RasaException):  # InvalidConfigException is a ValueError too
+                raise
+            logger.debug(f"{cls.__name__} has no trained model in '{resource.name}'; it will not extract.")
+        return component
+
+    def _restore(self, directory: Path, for_training: bool) -> None:
+        metadata = encoder_persistence.read_compatible_metadata(
+            directory, type(self).__name__, self.settings, self._backbone_path
+        )
+        self.scheme = TagScheme.from_json(metadata["entity_labels"])
+        self.training_report = metadata.get("training_report")
+        self._build_model(for_training=for_training)
+        encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
+        self.model.to(self._device)
+        self.model.eval()

@@ -1,0 +1,201 @@
+"""An SQL tracker store that fails loudly instead of forgetting the conversation.
+
+Rasa 3.6 has two ways of hiding a database outage:
+
+* `SQLTrackerStore.__init__` retries an unreachable database every 5 s for ever
+  (`rasa/core/tracker_store.py` L1090-1116), so a replica with a wrong port hangs at
+  startup. Here startup gives up after `startup_timeout` seconds.
+* `Agent` always wraps the tracker store in `FailSafeTrackerStore`
+  (`rasa/core/agent.py` L519-528). Its `retrieve`, `retrieve_full_tracker`, `keys`
+  and `save` catch every `Exception` (`tracker_store.py` L1437-1474): a failed
+  retrieve logs an error and returns None, so the processor starts a brand-new
+  conversation; a failed save logs and writes to an in-memory store that is never
+  read back. The customer silently loses context on every message.
+
+`StrictSQLTrackerStore` raises `TrackerStoreUnavailable` (naming the database and the
+fix) on every database error, but under a default `FailSafeTrackerStore` that error
+is still only logged. No exception raised by the wrapped store escapes it; the one
+way out Rasa offers is its `on_tracker_store_error` callback, which is called inside
+the `except` block, so a callback that raises propagates the error. Call
+`make_tracker_store_strict(agent)` once the agent exists (e.g. in a Sanic
+`after_server_start` listener, and again after `PUT /model` builds a new agent) to
+install such a callback.
+
+Enable it in `endpoints.yml`::
+
+    tracker_store:
+      type: lepton_components.stores.strict_tracker_store.StrictSQLTrackerStore
+      dialect: postgresql
+      url: 127.0.0.1
+      port: 5432
+      db: lepton
+      username: postgres
+"""
+
+import logging
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, Optional, Text, Union
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.tracker_store import FailSafeTrackerStore, SQLTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import ConnectionException, InvalidConfigException
+
+if TYPE_CHECKING:
+    from rasa.core.agent import Agent
+
+logger = logging.getLogger(__name__)
+
+# Seconds libpq waits for one connection; its own default waits for the TCP stack
+# (minutes) while the whole event loop of the replica is blocked.
+DEFAULT_CONNECT_TIMEOUT = 5
+# Seconds to keep retrying at startup, for databases started alongside the bot.
+DEFAULT_STARTUP_TIMEOUT = 30
+
+
+class TrackerStoreUnavailable(ConnectionException):
+    """The conversation database cannot be used, so no message may be processed.
+
+    A `ConnectionException` too, so callers can map every "backing service down"
+    error to HTTP 503 with one `except`.
+    """
+
+
+def _describe(url: Union[Text, "sa.engine.URL"]) -> Text:
+    """The database URL without its password, for error messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _unavailable(where: Text, error: Exception) -> TrackerStoreUnavailable:
+    # The driver's first line says what failed (refused, unknown database, bad
+    # password) without the SQL statement and the conversation data bound to it.
+    cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return TrackerStoreUnavailable(
+        f"The SQL tracker store at {where} cannot be used ({type(error).__name__}: {cause}). "
+        "Conversations can be neither loaded nor saved. Start the database, or fix "
+        "`tracker_store` (url, port, db, username, password) in endpoints.yml; set `login_db` "
+        "to an existing database to have the `db` created."
+    )
+
+
+def _non_negative(key: Text, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        raise InvalidConfigException(
+            f"`tracker_store.{key}` must be a number of seconds >= 0, got {value!r}. "
+            f"Example: `{key}: 5`."
+        )
+    return number
+
+
+def _wait_for_database(url: Union[Text, "sa.engine.URL"], startup_timeout: float) -> None:
+    """Connect once, retrying for `startup_timeout` seconds; raise if it never works."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    deadline = time.monotonic() + startup_timeout
+    try:
+        while True:
+            try:
+                with engine.connect():
+                    return
+            except sqlalchemy.exc.SQLAlchemyError as error:
+                if time.monotonic() >= deadline:
+                    raise _unavailable(_describe(url), error) from error
+                logger.warning(f"Waiting for the tracker store database at {_describe(url)}: {error}")
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    finally:
+        engine.dispose()
+
+
+class StrictSQLTrackerStore(SQLTrackerStore):
+    """`SQLTrackerStore` whose database errors raise `TrackerStoreUnavailable`.
+
+    Reads and writes the same `events` table as Rasa's store. Extra endpoint keys:
+    `connect_timeout` (seconds per PostgreSQL connection attempt) and
+    `startup_timeout` (seconds to wait for the database when the replica starts).
+    """
+
+    def __init__(
+        self,
+        domain: Optional[Domain] = None,
+        dialect: Text = "sqlite",
+        host: Optional[Text] = None,
+        port: Optional[int] = None,
+        db: Text = "rasa.db",
+        username: Optional[Text] = None,
+        password: Optional[Text] = None,
+        event_broker: Optional[EventBroker] = None,
+        login_db: Optional[Text] = None,
+        query: Optional[Dict] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        **kwargs: Dict[Text, Any],
+    ) -> None:
+        """Check the database is reachable, then let Rasa create the `events` table."""
+        connect_timeout = _non_negative("connect_timeout", connect_timeout)
+        startup_timeout = _non_negative("startup_timeout", startup_timeout)
+        query = dict(query or {})
+        if dialect.startswith("postgresql"):
+            # libpq takes whole seconds and treats 0 as "wait for ever".
+            query.setdefault("connect_timeout", str(max(1, round(connect_timeout))))
+        url = self.get_db_url(dialect, host, port, db, username, password, login_db, query)
+        _wait_for_database(url, startup_timeout)
+        super().__init__(
+            domain, dialect, host, port, db, username, password, event_broker, login_db, query, **kwargs
+        )
+        self.where = _describe(self.engine.url)
+
+    @contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            raise _unavailable(self.where, error) from error
+
+    async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        """The latest session's tracker, or None if the conversation is new."""
+        with self._database_errors():
+            return await super().retrieve(sender_id)
+
+    async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
+        """The tracker with every session, or None if the conversation is new."""
+        with self._database_errors():
+            return await super().retrieve_full_tracker(conversation_id)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Append the events the database does not hold yet."""
+        with self._database_errors():
+            await super().save(tracker)
+
+    async def keys(self) -> Iterable[Text]:
+        """Every stored conversation id."""
+        with self._database_errors():
+            return await super().keys()
+
+
+def raise_tracker_store_error(error: Exception) -> None:
+    """`FailSafeTrackerStore` callback that re-raises instead of falling back."""
+    raise error
+
+
+def make_tracker_store_strict(agent: "Agent") -> TrackerStore:
+    """Make the agent's tracker store errors reach the caller instead of being logged.
+
+    Rewraps the store `Agent` put inside `FailSafeTrackerStore` with a callback that
+    re-raises, and hands the new wrapper to the processor too. Safe to call twice.
+    Returns the new wrapper.
+    """
+    current = agent.tracker_store
+    # FailSafeTrackerStore has no public accessor for the store it wraps.
+    primary = current._tracker_store if isinstance(current, FailSafeTrackerStore) else current
+    strict = FailSafeTrackerStore(primary, on_tracker_store_error=raise_tracker_store_error)
+    agent.tracker_store = strict
+    if agent.processor is not None:
+        agent.processor.tracker_store = strict
+    return strict

@@ -1,0 +1,159 @@
+"""The demo bot end to end: real MiniLM, real pipeline, Rasa's own Agent."""
+
+import asyncio
+import uuid
+from collections import defaultdict
+from typing import Any, Dict, List, Text
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.integration.conftest import REPO, approved_answer
+
+pytestmark = pytest.mark.slow
+
+
+def _classifier_config() -> Dict[Text, Any]:
+    """Our classifier's entry in the repository's config.yml."""
+    config = yaml.safe_load((REPO / "config.yml").read_text())
+    (entry,) = [c for c in config["pipeline"] if c["name"].endswith("BertIntentClassifier")]
+    return {key: value for key, value in entry.items() if key != "name"}
+
+
+def test_demo_intents_are_recognised_on_held_out_examples(create_component) -> None:
+    """Trains on 80% of every intent's examples and scores the other 20%."""
+    from rasa.shared.nlu.training_data.loading import load_data
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from lepton_components.classifiers.bert_intent_classifier import BertIntentClassifier
+
+    data = load_data(str(REPO / "data" / "nlu.yml"))
+    by_intent: Dict[Text, List[Message]] = defaultdict(list)
+    for example in data.intent_examples:
+        by_intent[example.get("intent")].append(example)
+    rng = np.random.default_rng(7)
+    train, held_out = [], []
+    for intent in sorted(by_intent):
+        examples = [by_intent[intent][i] for i in rng.permutation(len(by_intent[intent]))]
+        cut = max(1, len(examples) // 5)
+        held_out += examples[:cut]
+        train += examples[cut:]
+    assert len(by_intent) >= 20
+
+    component = create_component(BertIntentClassifier, {**_classifier_config(), "show_progress_bar": False})
+    component.train(TrainingData(train))
+    messages = [Message(data={"text": example.get("text")}) for example in held_out]
+    component.process(messages)
+    predicted = [m.get("intent")["name"] for m in messages]
+    accuracy = float(np.mean([p == e.get("intent") for p, e in zip(predicted, held_out)]))
+    print(f"held-out accuracy on {len(held_out)} demo examples: {accuracy:.3f}")
+    assert accuracy >= 0.85
+
+
+def _reply_texts(responses: List[Dict[Text, Any]]) -> List[Text]:
+    return [response.get("text", "") for response in responses]
+
+
+def _talk(agent: Any, sender: Text, text: Text) -> List[Text]:
+    return _reply_texts(asyncio.run(agent.handle_text(text, sender_id=sender)))
+
+
+def _response_text(agent: Any, utterance: Text) -> Text:
+    return agent.domain.responses[utterance][0]["text"]
+
+
+def test_parse_uses_our_classifier(demo_agent: Any) -> None:
+    result = asyncio.run(demo_agent.parse_message("I'd like to return the shoes I bought"))
+    assert result["intent"]["name"] == "return_item"
+    assert result["intent"]["confidence"] > 0.5
+    assert len(result["intent_ranking"]) == 10
+
+
+def test_greeting_gets_the_greeting_response(demo_agent: Any) -> None:
+    replies = _talk(demo_agent, uuid.uuid4().hex, "hello there!")
+    assert replies and replies[0] == _response_text(demo_agent, "utter_greet")
+
+
+def test_order_status_form_asks_for_and_uses_the_order_number(demo_agent: Any) -> None:
+    sender = uuid.uuid4().hex
+    assert _response_text(demo_agent, "utter_ask_order_number") in _talk(demo_agent, sender, "where is my order?")
+    replies = _talk(demo_agent, sender, "it's LP-482913")
+    assert any("LP-482913" in reply for reply in replies)
+
+
+def test_human_handoff(demo_agent: Any) -> None:
+    replies = _talk(demo_agent, uuid.uuid4().hex, "I want to speak to a real person")
+    assert _response_text(demo_agent, "utter_handoff") in replies
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "x" * 10_000, "where is my order " * 600], ids=["empty", "blank", "10k-chars", "10k-words"]
+)
+def test_odd_messages_get_a_normal_reply(demo_agent: Any, text: Text) -> None:
+    replies = _talk(demo_agent, uuid.uuid4().hex, text)
+    assert replies, "the bot must answer, not go silent"
+    assert not any("Traceback" in reply or "Error" in reply for reply in replies)
+
+
+@pytest.mark.parametrize(
+    "question,answer_id",
+    [
+        # Phrasings that appear neither in data/faq.yml nor in data/nlu.yml.
+        ("is there a discount for students?", "student_military_discount"),
+        ("are there vacancies at your company?", "careers"),
+        ("could you wrap my present nicely", "gift_wrapping"),
+    ],
+)
+def test_unseen_question_gets_the_approved_answer(demo_agent: Any, question: Text, answer_id: Text) -> None:
+    assert _talk(demo_agent, uuid.uuid4().hex, question) == [approved_answer(answer_id)]
+
+
+def test_close_candidates_are_offered_and_a_click_answers_with_the_order_number(demo_agent: Any) -> None:
+    sender = uuid.uuid4().hex
+    (reply,) = asyncio.run(
+        demo_agent.handle_text("got the wrong thing and it is broken, order LP-123456", sender_id=sender)
+    )
+    payloads = [button["payload"] for button in reply["buttons"]]
+    assert 2 <= len(payloads) <= 3 and "My item arrived damaged" in payloads
+    assert _talk(demo_agent, sender, "My item arrived damaged") == [
+        approved_answer("damaged_item", order_number="LP-123456")
+    ]
+
+
+def test_not_understood_twice_hands_over_to_a_human(demo_agent: Any) -> None:
+    sender = uuid.uuid4().hex
+    assert _talk(demo_agent, sender, "blorp fnord zzkx") == [_response_text(demo_agent, "utter_please_rephrase")]
+    assert _response_text(demo_agent, "utter_handoff") in _talk(demo_agent, sender, "qwpoe ruty xmcn")
+
+
+def test_demo_entities_are_extracted_on_held_out_examples(create_component) -> None:
+    """Trains the extractor on 80% of the annotated demo examples, scores exact spans on the rest."""
+    from rasa.shared.nlu.training_data.loading import load_data
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from lepton_components.extractors.bert_entity_extractor import BertEntityExtractor
+
+    config = yaml.safe_load((REPO / "config.yml").read_text())
+    (entry,) = [c for c in config["pipeline"] if c["name"].endswith("BertEntityExtractor")]
+    examples = load_data(str(REPO / "data" / "nlu.yml")).intent_examples
+    order = np.random.default_rng(11).permutation(len(examples))
+    held_out_indices = set(order[: len(order) // 5].tolist())
+    train = [e for i, e in enumerate(examples) if i not in held_out_indices]
+    held_out = [e for i, e in enumerate(examples) if i in held_out_indices and e.get("entities")]
+    extractor = create_component(
+        BertEntityExtractor, {**{k: v for k, v in entry.items() if k != "name"}, "show_progress_bar": False}
+    )
+    extractor.train(TrainingData(train))
+    messages = [Message(data={"text": e.get("text")}) for e in held_out]
+    extractor.process(messages)
+    gold = {(i, x["entity"], x["start"], x["end"]) for i, e in enumerate(held_out) for x in e.get("entities")}
+    found = {(i, x["entity"], x["start"], x["end"]) for i, m in enumerate(messages) for x in m.get("entities", [])}
+    precision = len(gold & found) / max(1, len(found))
+    recall = len(gold & found) / max(1, len(gold))
+    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    print(f"entity P {precision:.3f} R {recall:.3f} F1 {f1:.3f} on {len(gold)} held-out entities")
+    assert len(gold) >= 20
+    assert f1 >= 0.8

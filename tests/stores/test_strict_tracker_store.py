@@ -1,0 +1,253 @@
+"""StrictSQLTrackerStore against the real local PostgreSQL.
+
+Every test session works in its own throwaway database, dropped at the end. An
+outage is real: PostgreSQL stops accepting connections to that database and ends
+the open ones, or the store is pointed at a port where nothing listens.
+"""
+
+import asyncio
+import socket
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator, List, Text
+
+import pytest
+import sqlalchemy as sa
+from rasa.core.tracker_store import FailSafeTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import ConnectionException, InvalidConfigException
+from rasa.utils.endpoints import read_endpoint_config
+
+from lepton_components.stores.strict_tracker_store import (
+    StrictSQLTrackerStore,
+    TrackerStoreUnavailable,
+    make_tracker_store_strict,
+)
+
+PG_HOST = "127.0.0.1"
+PG_PORT = 5432
+PG_USER = "postgres"
+STORE_TYPE = "lepton_components.stores.strict_tracker_store.StrictSQLTrackerStore"
+SAMPLE_ENDPOINTS = Path(__file__).resolve().parents[2] / "bot" / "endpoints.scaled.yml"
+DOMAIN = Domain.from_dict({"slots": {"order_id": {"type": "text", "mappings": [{"type": "custom"}]}}})
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.engine.Engine]:
+    """Autocommit connection to the server, for CREATE/ALTER/DROP DATABASE."""
+    engine = sa.create_engine(
+        f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres?connect_timeout=3",
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+    )
+    try:
+        engine.connect().close()
+    except sa.exc.OperationalError as error:
+        pytest.skip(f"PostgreSQL is not running on {PG_HOST}:{PG_PORT} ({error.orig}).")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(postgres_admin: sa.engine.Engine) -> Iterator[Text]:
+    name = f"lepton_test_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield name
+    with postgres_admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def make_store(database: Text) -> Iterator[Callable[..., StrictSQLTrackerStore]]:
+    """Stores on the session database (each one is like another replica)."""
+    created: List[StrictSQLTrackerStore] = []
+
+    def make(**overrides: Any) -> StrictSQLTrackerStore:
+        settings = dict(
+            domain=DOMAIN, dialect="postgresql", host=PG_HOST, port=PG_PORT, db=database, username=PG_USER
+        )
+        store = StrictSQLTrackerStore(**{**settings, **overrides})
+        created.append(store)
+        return store
+
+    yield make
+    for store in created:
+        store.engine.dispose()
+
+
+@contextmanager
+def database_offline(admin: sa.engine.Engine, name: Text) -> Iterator[None]:
+    """Refuse new connections to `name` and end the open ones, then restore."""
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        connection.execute(
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+            {"name": name},
+        )
+    try:
+        yield
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+
+
+def _conversation() -> Text:
+    return f"customer-{uuid.uuid4().hex[:8]}"
+
+
+def _tracker(sender_id: Text) -> DialogueStateTracker:
+    events: List[Event] = [
+        SessionStarted(),
+        ActionExecuted("action_listen"),
+        UserUttered("where is order 42", intent={"name": "order_status", "confidence": 0.93}),
+        SlotSet("order_id", "42"),
+        ActionExecuted("utter_order_status"),
+        BotUttered("Order 42 ships today."),
+        ActionExecuted("action_listen"),
+    ]
+    return DialogueStateTracker.from_events(sender_id, events, DOMAIN.slots)
+
+
+def _stored_rows(database: Text, sender_id: Text) -> int:
+    engine = sa.create_engine(
+        f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}", poolclass=sa.pool.NullPool
+    )
+    with engine.connect() as connection:
+        query = sa.text("SELECT count(*) FROM events WHERE sender_id = :sender_id")
+        return connection.execute(query, {"sender_id": sender_id}).scalar()
+
+
+def _unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((PG_HOST, 0))
+        return probe.getsockname()[1]
+
+
+def test_a_tracker_saved_by_one_replica_is_retrieved_by_another(
+    make_store: Callable[..., StrictSQLTrackerStore], database: Text
+) -> None:
+    sender_id = _conversation()
+    tracker = _tracker(sender_id)
+
+    asyncio.run(make_store().save(tracker))
+    retrieved = asyncio.run(make_store().retrieve(sender_id))
+
+    assert [event.as_dict() for event in retrieved.events] == [event.as_dict() for event in tracker.events]
+    assert retrieved.get_slot("order_id") == "42"
+    assert _stored_rows(database, sender_id) == len(tracker.events)
+
+
+def test_saving_again_appends_only_new_events(
+    make_store: Callable[..., StrictSQLTrackerStore], database: Text
+) -> None:
+    store, sender_id = make_store(), _conversation()
+    tracker = _tracker(sender_id)
+    asyncio.run(store.save(tracker))
+
+    tracker.update(UserUttered("thanks", intent={"name": "thank", "confidence": 0.9}))
+    asyncio.run(store.save(tracker))
+
+    assert _stored_rows(database, sender_id) == len(tracker.events)
+    assert sender_id in asyncio.run(store.keys())
+
+
+def test_sample_endpoint_file_creates_this_store_through_rasa(database: Text) -> None:
+    endpoint = read_endpoint_config(str(SAMPLE_ENDPOINTS), endpoint_type="tracker_store")
+    assert (endpoint.type, endpoint.url, endpoint.kwargs["dialect"]) == (STORE_TYPE, PG_HOST, "postgresql")
+    endpoint.kwargs["db"] = database  # the sample's `lepton` need not exist here
+
+    store = TrackerStore.create(endpoint, domain=DOMAIN)
+
+    # Rasa only wraps non-async stores (AwaitableTrackerStore); this one is used as is.
+    assert type(store) is StrictSQLTrackerStore
+    store.engine.dispose()
+
+
+def test_an_unreachable_database_fails_startup_quickly_with_the_fix(make_store: Callable[..., Any]) -> None:
+    port = _unused_port()
+    started = time.monotonic()
+
+    expected = rf"at postgresql://postgres@{PG_HOST}:{port}/.*endpoints.yml"
+    with pytest.raises(TrackerStoreUnavailable, match=expected):
+        make_store(port=port, startup_timeout=1)
+
+    # Rasa's own SQLTrackerStore would retry every 5 s for ever here.
+    assert 1 <= time.monotonic() - started < 10
+
+
+def test_a_missing_database_is_named_in_the_error(make_store: Callable[..., Any]) -> None:
+    expected = r'database "lepton_absent_db" does not exist.*login_db'
+    with pytest.raises(TrackerStoreUnavailable, match=expected):
+        make_store(db="lepton_absent_db", startup_timeout=0)
+
+
+@pytest.mark.parametrize("key, value", [("startup_timeout", -1), ("connect_timeout", "soon")])
+def test_invalid_timeouts_name_the_key(make_store: Callable[..., Any], key: Text, value: Any) -> None:
+    with pytest.raises(InvalidConfigException, match=rf"`tracker_store.{key}` must be a number of seconds"):
+        make_store(**{key: value})
+
+
+def test_an_outage_raises_on_every_operation_and_the_store_recovers(
+    make_store: Callable[..., StrictSQLTrackerStore], postgres_admin: sa.engine.Engine, database: Text
+) -> None:
+    store, sender_id = make_store(), _conversation()
+    tracker = _tracker(sender_id)
+    asyncio.run(store.save(tracker))
+
+    with database_offline(postgres_admin, database):
+        operations = (
+            store.retrieve(sender_id),
+            store.retrieve_full_tracker(sender_id),
+            store.save(tracker),
+            store.keys(),
+        )
+        for operation in operations:
+            with pytest.raises(TrackerStoreUnavailable, match=rf"{PG_HOST}:{PG_PORT}/{database}") as raised:
+                asyncio.run(operation)
+            assert isinstance(raised.value, ConnectionException)
+
+    assert len(asyncio.run(store.retrieve(sender_id)).events) == len(tracker.events)
+
+
+def test_rasas_fail_safe_wrapper_hides_the_outage_until_made_strict(
+    make_store: Callable[..., StrictSQLTrackerStore], postgres_admin: sa.engine.Engine, database: Text
+) -> None:
+    from rasa.core.agent import Agent
+
+    store, sender_id = make_store(), _conversation()
+    asyncio.run(store.save(_tracker(sender_id)))
+    agent = Agent(domain=DOMAIN, tracker_store=store)
+    agent.processor = SimpleNamespace(tracker_store=agent.tracker_store)  # stands in for a loaded model
+    assert isinstance(agent.tracker_store, FailSafeTrackerStore)
+
+    with database_offline(postgres_admin, database):
+        # Rasa 3.6: the error is only logged; the conversation looks brand new.
+        assert asyncio.run(agent.tracker_store.retrieve(sender_id)) is None
+        fresh = asyncio.run(agent.tracker_store.get_or_create_tracker(sender_id))
+        assert fresh.get_slot("order_id") is None
+
+        strict = make_tracker_store_strict(agent)
+        assert make_tracker_store_strict(agent)._tracker_store is store  # idempotent
+
+        for operation in (
+            agent.tracker_store.get_or_create_tracker(sender_id),
+            agent.processor.tracker_store.retrieve(sender_id),
+            strict.save(fresh),
+        ):
+            with pytest.raises(TrackerStoreUnavailable):
+                asyncio.run(operation)
+
+    assert asyncio.run(agent.tracker_store.retrieve(sender_id)).get_slot("order_id") == "42"
