@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Text, Tuple
 
+import numpy as np
 import rasa.shared.utils.io
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -17,7 +18,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from lepton_components import backbone, config_validation, encoder_persistence
 from lepton_components.encoder_config import EncoderConfig, default_encoder_config
-from lepton_components.extractors import bio_alignment
+from lepton_components.extractors import bio_alignment, tag_decoding
 from lepton_components.extractors.bio_alignment import EntityLabel, Span, TagScheme
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         self.model: Optional[Any] = None
         self.tokenizer: Optional[Any] = None
         self.training_report: Optional[Dict[Text, Any]] = None
+        # Tag bigram counts of the training data, for Viterbi decoding (tag_decoding).
+        self.transition_counts: Optional[List[List[int]]] = None
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> EncoderConfig:
@@ -164,6 +167,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         texts = [example.get(TEXT) for example in examples]
         windows = self._windows(texts)
         tags = self._window_tags(texts, annotations, windows)
+        self.transition_counts = tag_decoding.count_transitions(tags, self.scheme.num_tags)
         report = token_tagger.fine_tune(
             self.model,
             [window.input_ids for window in windows],
@@ -294,23 +298,31 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         """Appends the entities found in each message's text to its `entities`."""
         if self.model is None:
             return messages
-        from lepton_components.extractors.token_tagger import predict_tags
+        from lepton_components.extractors.token_tagger import predict_tag_probabilities
 
         with_text = [message for message in messages if (message.get(TEXT) or "").strip()]
         if not with_text:
             return messages
         texts = [message.get(TEXT) for message in with_text]
         windows = self._windows(texts)
-        predictions = predict_tags(
+        probabilities = predict_tag_probabilities(
             self.model, [window.input_ids for window in windows], self.tokenizer.pad_token_id, self._device
         )
+        log_transitions = tag_decoding.transition_log_probabilities(
+            self.transition_counts or np.zeros((self.scheme.num_tags + 1, self.scheme.num_tags)),
+            self.scheme.num_tags,
+        )
         pieces_by_message: Dict[int, List[List[bio_alignment.PiecePrediction]]] = {}
-        for window, (tag_ids, probabilities) in zip(windows, predictions):
+        for window, window_probabilities in zip(windows, probabilities):
+            real = [position for position, span in enumerate(window.spans) if span is not None]
+            piece_probabilities = window_probabilities[real]
+            tag_ids = tag_decoding.viterbi(piece_probabilities, log_transitions)
             pieces_by_message.setdefault(window.message, []).append(
                 [
-                    bio_alignment.PiecePrediction(span[0], span[1], int(tag_id), float(probability))
-                    for span, tag_id, probability in zip(window.spans, tag_ids, probabilities)
-                    if span is not None
+                    bio_alignment.PiecePrediction(
+                        window.spans[position][0], window.spans[position][1], tag_id, float(row[tag_id])
+                    )
+                    for position, tag_id, row in zip(real, tag_ids, piece_probabilities)
                 ]
             )
         threshold = self.component_config["confidence_threshold"]
@@ -341,6 +353,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
                     "entity_labels": self.scheme.to_json(),
                     "tags": self.scheme.tag_names,
                     "training_report": self.training_report,
+                    "tag_transitions": self.transition_counts,
                 },
             )
 
@@ -375,6 +388,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         )
         self.scheme = TagScheme.from_json(metadata["entity_labels"])
         self.training_report = metadata.get("training_report")
+        self.transition_counts = metadata.get("tag_transitions")
         self._build_model(for_training=for_training)
         encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
         self.model.to(self._device)

@@ -216,22 +216,19 @@ def _evaluate(
     return f1, loss_sum / max(1, piece_count)
 
 
-def predict_tags(
+def predict_tag_probabilities(
     model: TokenTagger,
     token_ids: Sequence[List[int]],
     pad_token_id: int,
     device: torch.device,
-) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """Per window: the most likely tag id of every token and its probability."""
+) -> List[np.ndarray]:
+    """Per window: a ``(tokens, num_tags)`` array of tag probabilities."""
     model.eval()
-    results: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+    results: Dict[int, np.ndarray] = {}
     with torch.inference_mode():
         for batch in sorted_batches([len(ids) for ids in token_ids], INFERENCE_BATCH_SIZE):
             input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_token_id, device)
-            probabilities = torch.softmax(model(input_ids, attention_mask).float(), dim=-1)
-            best, tag_ids = probabilities.max(dim=-1)
-            best, tag_ids = best.cpu().numpy(), tag_ids.cpu().numpy()
+            probabilities = torch.softmax(model(input_ids, attention_mask).float(), dim=-1).cpu().numpy()
             for row, index in enumerate(batch):
-                length = len(token_ids[index])
-                results[index] = (tag_ids[row, :length], best[row, :length])
+                results[index] = probabilities[row, : len(token_ids[index])]
     return [results[index] for index in range(len(token_ids))]

@@ -200,6 +200,8 @@ def test_persist_then_load_gives_identical_output(trained, storage, tiny_bert_pa
     loaded = BertEntityExtractor.load(tiny_config(tiny_bert_path), storage, Resource("extractor"), context())
     texts = [example.get("text") for example in annotated_examples()] + ["hello", "my order 42"]
     assert loaded.scheme.labels == trained.scheme.labels
+    assert loaded.transition_counts == trained.transition_counts
+    assert sum(map(sum, loaded.transition_counts)) > 0
     for mine, theirs in zip(parse(loaded, texts), parse(trained, texts)):
         assert entity_tuples(mine.get("entities")) == entity_tuples(theirs.get("entities"))
         np.testing.assert_allclose(
@@ -328,7 +330,7 @@ def test_other_training_modes_persist_and_load(storage, tiny_bert_path, mode, ch
     import torch
 
     from lepton_components import torch_encoder
-    from lepton_components.extractors.token_tagger import predict_tags
+    from lepton_components.extractors.token_tagger import predict_tag_probabilities
 
     config = tiny_config(tiny_bert_path, training_mode=mode, epochs=2)
     resource = Resource(f"mode-{mode}")
@@ -339,9 +341,9 @@ def test_other_training_modes_persist_and_load(storage, tiny_bert_path, mode, ch
     assert any(not torch.equal(original[n], trained_state[n]) for n in original) == changes_encoder
     loaded = BertEntityExtractor.load(config, storage, resource, context())
     windows = [w.input_ids for w in component._windows(["where is my order 123456", LONG_PREFIX + "order 1"])]
-    for (_, mine), (_, theirs) in zip(
-        predict_tags(loaded.model, windows, 0, torch.device("cpu")),
-        predict_tags(component.model, windows, 0, torch.device("cpu")),
+    for mine, theirs in zip(
+        predict_tag_probabilities(loaded.model, windows, 0, torch.device("cpu")),
+        predict_tag_probabilities(component.model, windows, 0, torch.device("cpu")),
     ):
         np.testing.assert_allclose(mine, theirs, atol=1e-5)
 
