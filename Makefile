@@ -19,7 +19,7 @@ ADMIN_TOKEN_FILE := .lepton-admin-token
 LEPTON_ADMIN_TOKEN ?= $(shell test -s $(ADMIN_TOKEN_FILE) || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(ADMIN_TOKEN_FILE); cat $(ADMIN_TOKEN_FILE))
 export LEPTON_ADMIN_TOKEN
 
-.PHONY: faq-reload faq-eval run serve train install test test-fast validate rasa-test shell-nlu constraints clean
+.PHONY: bench bench-quick faq-reload faq-eval run serve train install test test-fast validate rasa-test shell-nlu constraints clean
 
 ## run: install, train when data or config changed, then chat in `rasa shell`
 run: train
@@ -44,6 +44,16 @@ faq-reload:
 ## faq-eval: retrieval recall@k/MRR on held-out paraphrases and the threshold sweep plot
 faq-eval: install
 	$(BIN)/python -m benchmarks.faq_eval --plot docs/faq_threshold_sweep.png
+
+## bench-quick: BANKING77 10-shot, LoRA vs Rasa DIET (20 epochs), a few minutes
+bench-quick: install
+	$(BIN)/python -m benchmarks.banking77 --quick
+
+## bench: BANKING77, every training mode vs Rasa DIET, 10-shot then full data (hours on 2 cores)
+bench: install
+	$(BIN)/python -m benchmarks.banking77 --setting 10shot --out docs/banking77_10shot.json
+	$(BIN)/python -m benchmarks.banking77 --setting full --out docs/banking77_full.json
+	$(BIN)/python -m benchmarks.banking77 --reports docs/banking77_*.json --plot docs/banking77.png
 
 ## test: the full test suite (unit and integration)
 test: install

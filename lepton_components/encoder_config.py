@@ -12,6 +12,7 @@ from lepton_components import config_validation as check
 
 TRAINING_MODES = ("lora", "full", "head_only")
 DEVICES = ("auto", "cpu", "cuda")
+QUANTIZATIONS = ("none", "int8")
 
 # Learning rates that worked for each mode when `learning_rate` is left unset:
 # adapters tolerate a much larger step than updating every pretrained weight.
@@ -53,6 +54,10 @@ def default_encoder_config() -> Dict[Text, Any]:
         "device": "auto",
         # CPU threads torch may use; null keeps torch's default.
         "num_threads": None,
+        # "int8": serve with int8 weights in every linear layer (dynamic
+        # quantization) on the CPU: faster single-message inference at a small
+        # accuracy cost (docs/benchmarks.md). Training always uses full precision.
+        "inference_quantization": "none",
         "show_progress_bar": True,
     }
 
@@ -78,6 +83,7 @@ class EncoderConfig:
     random_seed: int
     device: Text
     num_threads: Optional[int]
+    inference_quantization: Text
     show_progress_bar: bool
 
     def __post_init__(self) -> None:
@@ -112,6 +118,7 @@ class EncoderConfig:
         )
         check.check_number(name, "random_seed", self.random_seed, 0, integer=True, example=42)
         check.check_choice(name, "device", self.device, DEVICES)
+        check.check_choice(name, "inference_quantization", self.inference_quantization, QUANTIZATIONS)
         if self.num_threads is not None:
             check.check_number(name, "num_threads", self.num_threads, 1, integer=True, example=2)
         check.check_choice(name, "show_progress_bar", self.show_progress_bar, (True, False))

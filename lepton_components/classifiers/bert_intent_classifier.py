@@ -257,3 +257,7 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
         encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
         self.model.to(self._device)
         self.model.eval()
+        if not for_training:
+            from lepton_components import torch_encoder
+
+            self.model = torch_encoder.quantize_for_inference(self.model, self.settings, self._device)

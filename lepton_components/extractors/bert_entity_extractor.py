@@ -393,3 +393,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
         self.model.to(self._device)
         self.model.eval()
+        if not for_training:
+            from lepton_components import torch_encoder
+
+            self.model = torch_encoder.quantize_for_inference(self.model, self.settings, self._device)

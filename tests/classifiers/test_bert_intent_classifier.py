@@ -86,6 +86,22 @@ def test_persist_then_load_gives_identical_output(trained, load_component, tiny_
     )
 
 
+def test_int8_inference_quantizes_linear_layers_and_keeps_the_answers(
+    trained, load_component, tiny_config, toy_intents
+) -> None:
+    import torch
+
+    quantized = load_component(BertIntentClassifier, {**tiny_config, "inference_quantization": "int8"})
+    linear_types = {type(m) for m in quantized.model.modules() if type(m).__name__ == "Linear"}
+    assert linear_types == {torch.ao.nn.quantized.dynamic.Linear}
+    texts = [text for examples in toy_intents.values() for text in examples]
+    full, int8 = _parse(trained, texts), _parse(quantized, texts)
+    agreement = np.mean([a.get("intent")["name"] == b.get("intent")["name"] for a, b in zip(full, int8)])
+    print(f"int8 agrees with fp32 on {agreement:.2f} of the training messages")
+    assert agreement >= 0.8  # a random 32-wide encoder; the real model: docs/benchmarks.md
+    assert not np.allclose(_confidences(int8), _confidences(full), atol=1e-6)  # really int8
+
+
 def test_artefacts_are_safetensors_and_json_only(trained, model_storage) -> None:
     from rasa.engine.storage.resource import Resource
 
@@ -213,6 +229,7 @@ def test_finetuning_continues_from_trained_weights(trained, load_component, tiny
         ({"validation_fraction": 0.9}, "`validation_fraction` must be a number >= 0 and <= 0.5, got 0.9"),
         ({"lora_target_modules": []}, "`lora_target_modules` must be a non-empty list"),
         ({"device": "tpu"}, "`device` must be one of 'auto', 'cpu', 'cuda', got 'tpu'"),
+        ({"inference_quantization": "int4"}, "`inference_quantization` must be one of 'none', 'int8', got 'int4'"),
     ],
 )
 def test_bad_config_is_refused_with_the_fix(create_component, tiny_config, override, message) -> None:
