@@ -103,6 +103,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         self.training_report: Optional[Dict[Text, Any]] = None
         # Tag bigram counts of the training data, for Viterbi decoding (tag_decoding).
         self.transition_counts: Optional[List[List[int]]] = None
+        self._log_transitions: Optional[np.ndarray] = None
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> EncoderConfig:
@@ -167,7 +168,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         texts = [example.get(TEXT) for example in examples]
         windows = self._windows(texts)
         tags = self._window_tags(texts, annotations, windows)
-        self.transition_counts = tag_decoding.count_transitions(tags, self.scheme.num_tags)
+        self._set_transition_counts(tag_decoding.count_transitions(tags, self.scheme.num_tags))
         report = token_tagger.fine_tune(
             self.model,
             [window.input_ids for window in windows],
@@ -184,6 +185,13 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         if self.settings.training_mode == "lora":
             self.model.encoder = self.model.encoder.merge_and_unload()
         return self._resource
+
+    def _set_transition_counts(self, counts: Optional[List[List[int]]]) -> None:
+        """Keeps the counts for persistence and their log-probabilities for decoding."""
+        self.transition_counts = counts
+        self._log_transitions = tag_decoding.transition_log_probabilities(
+            counts or np.zeros((self.scheme.num_tags + 1, self.scheme.num_tags)), self.scheme.num_tags
+        )
 
     def _check_finetuning_labels(self, annotations: List[List[Dict[Text, Any]]]) -> None:
         new = sorted(
@@ -308,15 +316,11 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         probabilities = predict_tag_probabilities(
             self.model, [window.input_ids for window in windows], self.tokenizer.pad_token_id, self._device
         )
-        log_transitions = tag_decoding.transition_log_probabilities(
-            self.transition_counts or np.zeros((self.scheme.num_tags + 1, self.scheme.num_tags)),
-            self.scheme.num_tags,
-        )
         pieces_by_message: Dict[int, List[List[bio_alignment.PiecePrediction]]] = {}
         for window, window_probabilities in zip(windows, probabilities):
             real = [position for position, span in enumerate(window.spans) if span is not None]
             piece_probabilities = window_probabilities[real]
-            tag_ids = tag_decoding.viterbi(piece_probabilities, log_transitions)
+            tag_ids = tag_decoding.viterbi(piece_probabilities, self._log_transitions)
             pieces_by_message.setdefault(window.message, []).append(
                 [
                     bio_alignment.PiecePrediction(
@@ -388,7 +392,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         )
         self.scheme = TagScheme.from_json(metadata["entity_labels"])
         self.training_report = metadata.get("training_report")
-        self.transition_counts = metadata.get("tag_transitions")
+        self._set_transition_counts(metadata.get("tag_transitions"))
         self._build_model(for_training=for_training)
         encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
         self.model.to(self._device)
