@@ -32,6 +32,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from lepton_components.identity.link_commands import intercept_link_commands
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://graph.facebook.com"
@@ -111,6 +113,8 @@ class VerifiedFacebookInput(FacebookInput):
         return MessengerBot(graph_client(self.fb_access_token, self.api_url))
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md).
+        on_new_message = intercept_link_commands(on_new_message)
         fb_webhook = Blueprint("verified_facebook_webhook", __name__)
 
         @fb_webhook.route("/", methods=["GET"])

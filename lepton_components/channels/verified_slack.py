@@ -30,6 +30,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from lepton_components.identity.link_commands import intercept_link_commands
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = AsyncWebClient.BASE_URL
@@ -72,7 +74,8 @@ class VerifiedSlackInput(SlackInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # Renamed so that this channel and stock `slack` can be served side by side.
-        slack_webhook = super().blueprint(on_new_message).copy("verified_slack_webhook")
+        # `!link` and `!unlink` are answered before the bot sees them (docs/identity.md).
+        slack_webhook = super().blueprint(intercept_link_commands(on_new_message)).copy("verified_slack_webhook")
 
         # Blueprint middleware runs only for this blueprint's routes, before the handler.
         @slack_webhook.middleware("request")

@@ -38,6 +38,8 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from lepton_components.identity.link_commands import intercept_link_commands
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -153,6 +155,8 @@ class VerifiedTelegramInput(TelegramInput):
         logger.info(f"Telegram webhook registered for {self.webhook_url} with a secret token.")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md).
+        on_new_message = intercept_link_commands(on_new_message)
         telegram_webhook = Blueprint("verified_telegram_webhook", __name__)
         out_channel = self.get_output_channel()
 

@@ -19,7 +19,8 @@ way out Rasa offers is its `on_tracker_store_error` callback, which is called in
 the `except` block, so a callback that raises propagates the error. Call
 `make_tracker_store_strict(agent)` once the agent exists (e.g. in a Sanic
 `after_server_start` listener, and again after `PUT /model` builds a new agent) to
-install such a callback.
+install such a callback. `rasa run` does that when `bot/credentials.yml` lists
+`lepton_components.channels.rest.LeptonRestInput` (see `lepton_components.server`).
 
 Enable it in `endpoints.yml`::
 
@@ -39,8 +40,14 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, Optional, Text,
 
 import sqlalchemy as sa
 import sqlalchemy.exc
+import sqlalchemy.orm
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import FailSafeTrackerStore, SQLTrackerStore, TrackerStore
+from rasa.core.tracker_store import (
+    FailSafeTrackerStore,
+    SQLTrackerStore,
+    TrackerStore,
+    create_engine_kwargs,
+)
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import ConnectionException, InvalidConfigException
@@ -149,6 +156,13 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         super().__init__(
             domain, dialect, host, port, db, username, password, event_broker, login_db, query, **kwargs
         )
+        # Test each pooled connection before use: after a database restart the pool
+        # still holds connections to the old server, and each would fail one message
+        # although the database is back.
+        url = self.engine.url
+        self.engine.dispose()
+        self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
         self.where = _describe(self.engine.url)
 
     @contextmanager
@@ -184,6 +198,14 @@ def raise_tracker_store_error(error: Exception) -> None:
     raise error
 
 
+def is_strict(tracker_store: TrackerStore) -> bool:
+    """Whether `tracker_store` is a wrapper installed by `make_tracker_store_strict`."""
+    return (
+        isinstance(tracker_store, FailSafeTrackerStore)
+        and tracker_store._on_tracker_store_error is raise_tracker_store_error
+    )
+
+
 def make_tracker_store_strict(agent: "Agent") -> TrackerStore:
     """Make the agent's tracker store errors reach the caller instead of being logged.
 
@@ -192,10 +214,14 @@ def make_tracker_store_strict(agent: "Agent") -> TrackerStore:
     Returns the new wrapper.
     """
     current = agent.tracker_store
+    processor = agent.processor
+    if is_strict(current) and (processor is None or processor.tracker_store is current):
+        # Already strict: `install_strict_mode` calls this on every request.
+        return current
     # FailSafeTrackerStore has no public accessor for the store it wraps.
     primary = current._tracker_store if isinstance(current, FailSafeTrackerStore) else current
     strict = FailSafeTrackerStore(primary, on_tracker_store_error=raise_tracker_store_error)
     agent.tracker_store = strict
-    if agent.processor is not None:
-        agent.processor.tracker_store = strict
+    if processor is not None:
+        processor.tracker_store = strict
     return strict

@@ -97,13 +97,17 @@ class RecordingBot:
 
 @asynccontextmanager
 async def serve_channel(
-    channel: InputChannel, on_new_message: Callable[[UserMessage], Any]
+    channel: InputChannel, on_new_message: Callable[[UserMessage], Any], agent: Any = None
 ) -> AsyncIterator[Text]:
-    """Serves the channel's blueprint where `rasa run` would mount it; yields that base URL."""
+    """Serves the channel's blueprint where `rasa run` would mount it; yields that base URL.
+
+    `agent` becomes `app.ctx.agent`, where `rasa run` keeps the loaded Agent.
+    """
     # Outside test mode Sanic 21.12 rewrites its HTTP parser in place at each start-up
     # and cannot do it twice in one process (KeyError 'http1_request_header').
     test_mode, Sanic.test_mode = Sanic.test_mode, True
     app = Sanic(f"lepton_test_{uuid.uuid4().hex}")
+    app.ctx.agent = agent
     # The prefix Rasa's `channel.register` computes for the default `/webhooks/` route.
     prefix = urljoin("/webhooks/", channel.url_prefix())
     app.blueprint(channel.blueprint(on_new_message), url_prefix=prefix)

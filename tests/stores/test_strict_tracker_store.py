@@ -251,3 +251,21 @@ def test_rasas_fail_safe_wrapper_hides_the_outage_until_made_strict(
                 asyncio.run(operation)
 
     assert asyncio.run(agent.tracker_store.retrieve(sender_id)).get_slot("order_id") == "42"
+
+
+def test_connections_dropped_by_a_database_restart_do_not_fail_the_next_message(
+    make_store: Callable[..., StrictSQLTrackerStore], postgres_admin: sa.engine.Engine, database: Text
+) -> None:
+    """A restart ends every pooled connection; the next use must reconnect, not fail once."""
+    store, sender_id = make_store(), _conversation()
+    asyncio.run(store.save(_tracker(sender_id)))
+    assert store.engine.pool.checkedin() >= 1  # a pooled connection to the old server
+
+    with postgres_admin.connect() as connection:
+        ended = connection.execute(
+            sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :name"),
+            {"name": database},
+        ).scalar()
+    assert ended >= 1
+
+    assert asyncio.run(store.retrieve(sender_id)).get_slot("order_id") == "42"

@@ -1,0 +1,18 @@
+"""Everything Lepton adds to the `rasa run` app, installed once before it serves.
+
+A `credentials.yml` entry's blueprint is the only hook `rasa run` offers on the app
+without user code, so each Lepton chat channel (REST, web chat) registers
+`install_server_extensions` as a `before_server_start` listener; every installer is
+idempotent, so listing several channels installs everything once.
+"""
+
+from typing import Any
+
+from sanic import Sanic
+
+from lepton_components.server.strict_mode import install_strict_mode
+
+
+async def install_server_extensions(app: Sanic, _loop: Any) -> None:
+    """`before_server_start` listener: strict store errors (HTTP 503)."""
+    install_strict_mode(app)
