@@ -19,7 +19,7 @@ ADMIN_TOKEN_FILE := .lepton-admin-token
 LEPTON_ADMIN_TOKEN ?= $(shell test -s $(ADMIN_TOKEN_FILE) || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(ADMIN_TOKEN_FILE); cat $(ADMIN_TOKEN_FILE))
 export LEPTON_ADMIN_TOKEN
 
-.PHONY: bench bench-quick faq-reload faq-eval run serve train install test test-fast validate rasa-test shell-nlu constraints clean
+.PHONY: bench bench-quick browser faq-reload faq-eval run serve train install test test-fast validate rasa-test screenshot shell-nlu constraints clean
 
 ## run: install, train when data or config changed, then chat in `rasa shell`
 run: train
@@ -56,12 +56,22 @@ bench: install
 	$(BIN)/python -m benchmarks.banking77 --reports docs/banking77_*.json --plot docs/banking77.png
 
 ## test: the full test suite (unit and integration)
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 ## test-fast: unit tests only, skipping trainings with the real model
-test-fast: install
+test-fast: install browser
 	$(BIN)/python -m pytest -m "not slow"
+
+## browser: Debian's Chromium for the web chat tests (Playwright drives it; it downloads no browser)
+browser:
+	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+	  && { apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; } \
+	  || echo "Chromium is missing: install Debian's chromium package (the browser tests skip without it)."; }
+
+## screenshot: the web chat screenshot in README.md, taken by the browser test against `rasa run`
+screenshot: install browser
+	LEPTON_SCREENSHOT_DIR=docs $(BIN)/python -m pytest tests/integration/test_web_chat_e2e.py
 
 ## rasa-test: `rasa test` on the test stories and NLU data; reports in results/
 rasa-test: train

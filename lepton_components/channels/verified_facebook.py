@@ -22,16 +22,18 @@ hub.challenge handshake) and `POST /webhook`.
 import hashlib
 import hmac
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from fbmessenger import MessengerClient
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.facebook import FacebookInput, Messenger, MessengerBot
+from rasa.core.tracker_store import TrackerStore
 from rasa.shared.exceptions import InvalidConfigException
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from lepton_components.channels.numbered_choices import buttons_awaiting_reply, chosen_button, numbered_text
 from lepton_components.identity.link_commands import intercept_link_commands
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ DEFAULT_API_URL = "https://graph.facebook.com"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
 REQUIRED_KEYS = ("verify", "secret", "page-access-token")
+# Messenger's button template limits.
+MAX_TEMPLATE_BUTTONS = 3
+MAX_BUTTON_TITLE = 20
 
 CREDENTIALS_EXAMPLE = """\
 lepton_components.channels.verified_facebook.VerifiedFacebookInput:
@@ -65,6 +70,25 @@ def graph_client(page_access_token: Text, api_url: Text) -> MessengerClient:
     return client
 
 
+class VerifiedMessengerBot(MessengerBot):
+    """Stock Messenger output, except that buttons Messenger cannot show become a numbered list.
+
+    Messenger's button template takes at most 3 buttons with titles of at most 20
+    characters; for more, stock Rasa drops every button and sends the text alone.
+    """
+
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
+        fits = len(buttons) <= MAX_TEMPLATE_BUTTONS and all(
+            len(str(button.get("title", ""))) <= MAX_BUTTON_TITLE for button in buttons
+        )
+        if fits:
+            await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
+        else:
+            await self.send_text_message(recipient_id, numbered_text(text, buttons), **kwargs)
+
+
 class VerifiedMessenger(Messenger):
     """Stock event parsing; replies through a client for the configured Graph API host."""
 
@@ -74,10 +98,43 @@ class VerifiedMessenger(Messenger):
         return VerifiedFacebookInput.name()
 
     def __init__(
-        self, page_access_token: Text, on_new_message: Callable[[UserMessage], Awaitable[Any]], api_url: Text
+        self,
+        page_access_token: Text,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        api_url: Text,
+        tracker_store: Optional[TrackerStore] = None,
     ) -> None:
         super().__init__(page_access_token, on_new_message)
         self.client = graph_client(page_access_token, api_url)
+        self.tracker_store = tracker_store
+
+    async def _as_chosen_button(self, text: Text, sender_id: Text, metadata: Dict[Text, Any]) -> Text:
+        """The payload of the numbered option the customer picked, else the text itself."""
+        if self.tracker_store is None:
+            return text
+        button = chosen_button(text, buttons_awaiting_reply(await self.tracker_store.retrieve(sender_id)))
+        if button is None or not button.get("payload"):
+            return text
+        metadata["display_text"] = text
+        return str(button["payload"])
+
+    async def _handle_user_message(
+        self, text: Text, sender_id: Text, metadata: Optional[Dict[Text, Any]]
+    ) -> None:
+        """Stock's hand-over to the bot, with our output and numbered replies resolved."""
+        out_channel = VerifiedMessengerBot(self.client)
+        await out_channel.send_action(sender_id, sender_action="mark_seen")
+        metadata = dict(metadata or {})
+        await out_channel.send_action(sender_id, sender_action="typing_on")
+        try:
+            text = await self._as_chosen_button(text, sender_id, metadata)
+            await self.on_new_message(
+                UserMessage(text, out_channel, sender_id, input_channel=self.name(), metadata=metadata or None)
+            )
+        except Exception:
+            logger.exception("Exception when trying to handle a Facebook message.")
+        finally:
+            await out_channel.send_action(sender_id, sender_action="typing_off")
 
 
 class VerifiedFacebookInput(FacebookInput):
@@ -110,7 +167,7 @@ class VerifiedFacebookInput(FacebookInput):
         self.api_url = api_url
 
     def get_output_channel(self) -> MessengerBot:
-        return MessengerBot(graph_client(self.fb_access_token, self.api_url))
+        return VerifiedMessengerBot(graph_client(self.fb_access_token, self.api_url))
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md).
@@ -141,7 +198,10 @@ class VerifiedFacebookInput(FacebookInput):
             payload = request.json
             if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
                 return response.text("expected a Messenger webhook event", status=400)
-            messenger = VerifiedMessenger(self.fb_access_token, on_new_message, self.api_url)
+            agent = getattr(request.app.ctx, "agent", None)
+            messenger = VerifiedMessenger(
+                self.fb_access_token, on_new_message, self.api_url, getattr(agent, "tracker_store", None)
+            )
             try:
                 await messenger.handle(payload, self.get_metadata(request))
             except (KeyError, TypeError, AttributeError):

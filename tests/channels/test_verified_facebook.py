@@ -176,3 +176,55 @@ def test_documented_credentials_entry_loads_the_way_rasa_run_loads_it(
     channel = rasa.shared.utils.common.class_from_module_path(module_path).from_credentials(credentials)
     assert isinstance(channel, VerifiedFacebookInput)
     assert channel.url_prefix() == "verified_facebook"
+
+
+GREETING_BUTTONS = [
+    {"title": "Where is my order?", "payload": "/order_status"},
+    {"title": "Return an item", "payload": "/return_item"},
+    {"title": "Shipping options", "payload": "/shipping_info"},
+    {"title": "Talk to a person", "payload": "/human_handoff"},
+]
+
+
+class GreetingBot:
+    """Answers the first message with four buttons (one more than Messenger shows) and
+    records its replies in a real tracker store, as Rasa's processor does."""
+
+    def __init__(self) -> None:
+        from rasa.core.tracker_store import InMemoryTrackerStore
+        from rasa.shared.core.domain import Domain
+
+        self.tracker_store = InMemoryTrackerStore(Domain.empty())
+        self.messages: list = []
+
+    def is_ready(self) -> bool:
+        return True
+
+    async def __call__(self, message: Any) -> None:
+        from rasa.shared.core.events import BotUttered, UserUttered
+
+        self.messages.append(message)
+        tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+        tracker.update(UserUttered(message.text, metadata=message.metadata))
+        if len(self.messages) == 1:
+            await message.output_channel.send_text_with_buttons(message.sender_id, "How can I help?", GREETING_BUTTONS)
+            tracker.update(BotUttered("How can I help?", data={"buttons": GREETING_BUTTONS}))
+        await self.tracker_store.save(tracker)
+
+
+@pytest.mark.asyncio
+async def test_too_many_buttons_become_a_numbered_list_and_a_number_picks_one() -> None:
+    bot = GreetingBot()
+    reply_two = messenger_event({"message": {"mid": "m_n2", "text": "2"}})
+    with PlatformStandIn(graph_answer) as graph:
+        async with serve_channel(channel_for(graph.url), bot, agent=bot) as url:
+            assert await deliver(url, TEXT_EVENT, {"X-Hub-Signature-256": sign(TEXT_EVENT)}) == 200
+            assert await deliver(url, reply_two, {"X-Hub-Signature-256": sign(reply_two)}) == 200
+
+    (numbered,) = sent_messages(graph)
+    assert numbered.json()["message"] == {
+        "text": "How can I help?\n1. Where is my order?\n2. Return an item\n3. Shipping options\n"
+                "4. Talk to a person\nReply with a number."
+    }
+    assert [m.text for m in bot.messages] == ["where is my parcel?", "/return_item"]
+    assert bot.messages[1].metadata["display_text"] == "2"

@@ -186,3 +186,31 @@ async def second_code_on_telegram(tg_url: Text, tg_api: PlatformStandIn) -> Text
     """Asks for a second code on Telegram and returns the reply text."""
     assert await telegram.deliver(tg_url, telegram_update("/link"), telegram.SECRET) == 200
     return tg_api.calls_to("/sendMessage")[-1].form()["text"]
+
+
+@pytest.mark.asyncio
+async def test_web_chat_gives_a_code_that_links_telegram_without_the_bot_seeing_it(
+    active_store: LinkedTrackerStore,
+) -> None:
+    import aiohttp
+
+    from lepton_components.channels.web_chat import WebChatInput
+    from tests.channels.web_chat_bot import ScriptedAgent
+
+    agent = ScriptedAgent(active_store)
+    with PlatformStandIn(telegram.telegram_answer) as tg_api:
+        tg_channel = telegram.VerifiedTelegramInput.from_credentials(telegram.credentials(tg_api.url))
+        async with serve_channel(WebChatInput(), agent.handle_message, agent=agent) as web_url, serve_channel(
+            tg_channel, agent.handle_message
+        ) as tg_url, aiohttp.ClientSession() as http:
+            async with http.post(f"{web_url}/sessions") as reply:
+                token = (await reply.json())["session"]
+            async with http.post(f"{web_url}/messages", json={"text": "/link"},
+                                 headers={"Authorization": f"Bearer {token}"}) as reply:
+                (code_reply,) = (await reply.json())["messages"]
+            code = code_from(code_reply["text"])
+            assert await telegram.deliver(tg_url, telegram_update(f"/link {code}"), telegram.SECRET) == 200
+            assert tg_api.calls_to("/sendMessage")[-1].form()["text"].startswith("Done")
+    assert agent.received == []
+    web_sender = next(iter({m.sender_id for m in active_store.registry.members("704412338")}))
+    assert web_sender.startswith("web-")

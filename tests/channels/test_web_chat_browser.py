@@ -1,0 +1,161 @@
+"""The web chat widget in headless Chromium against the channel (a scripted bot, no model).
+
+What a customer does and sees: open the page, type, read the reply, click a quick reply,
+reload and find the conversation; markup in anyone's text stays text; a dropped
+connection delays a message but never loses or duplicates it.
+"""
+
+import asyncio
+from typing import Any, AsyncIterator, Text, Tuple
+
+import pytest
+import pytest_asyncio
+
+from lepton_components.channels.web_chat import WebChatInput, WebChatSettings
+from tests.browser import launch_chromium
+from tests.channels.web_chat_bot import ORDER_REPLY, ScriptedAgent
+from tests.channels.webhook_harness import serve_channel
+
+pytestmark = pytest.mark.timeout(60)
+
+WIDGET = "#lepton-web-chat"
+BOT = f"{WIDGET} .message.bot"
+USER = f"{WIDGET} .message.user"
+QUICK_REPLY = f"{WIDGET} .quick-reply"
+TIMEOUT_MS = 10_000
+
+
+@pytest_asyncio.fixture
+async def chat() -> AsyncIterator[Tuple[Any, ScriptedAgent]]:
+    """A browser page showing the demo page of a served channel, and the bot behind it."""
+    from playwright.async_api import async_playwright
+
+    agent = ScriptedAgent()
+    channel = WebChatInput(WebChatSettings(title="Lepton Store"))
+    async with serve_channel(channel, agent.handle_message, agent=agent) as base:
+        async with async_playwright() as playwright:
+            browser = await launch_chromium(playwright)
+            page = await browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            await page.goto(base + "/demo")
+            page.channel = channel
+            try:
+                yield page, agent
+            finally:
+                await browser.close()
+
+
+async def say(page: Any, text: Text) -> None:
+    await page.fill(f"{WIDGET} .input", text)
+    await page.press(f"{WIDGET} .input", "Enter")
+
+
+async def texts(page: Any, selector: Text) -> list:
+    return [text.strip() for text in await page.locator(selector).all_inner_texts()]
+
+
+@pytest.mark.asyncio
+async def test_chat_quick_reply_and_history_after_reload(chat) -> None:
+    from playwright.async_api import expect
+
+    page, agent = chat
+    await expect(page.locator(f"{WIDGET} .status")).to_have_text("Online")
+    await say(page, "hi")
+    await expect(page.locator(BOT)).to_have_count(1)
+    # Markdown from the bot is rendered: **test** is bold.
+    await expect(page.locator(f"{BOT} strong")).to_have_text("test")
+    await expect(page.locator(QUICK_REPLY)).to_have_text(["Where is my order?", "Return an item"])
+
+    await page.locator(QUICK_REPLY, has_text="Where is my order?").click()
+    await expect(page.locator(BOT).last).to_have_text(ORDER_REPLY)
+    await expect(page.locator(QUICK_REPLY)).to_have_count(0)
+    assert await texts(page, USER) == ["hi", "Where is my order?"]
+    assert [m.text for m in agent.received] == ["hi", "/order_status"]
+
+    await page.reload()
+    await expect(page.locator(f"{WIDGET} .message")).to_have_count(4)
+    assert await texts(page, USER) == ["hi", "Where is my order?"]
+    await expect(page.locator(BOT).last).to_have_text(ORDER_REPLY)
+    # Same conversation after the reload, not a new one.
+    await say(page, "thanks")
+    await expect(page.locator(BOT).last).to_have_text("You said: thanks")
+    assert len({m.sender_id for m in agent.received}) == 1
+
+
+@pytest.mark.asyncio
+async def test_markup_in_messages_is_shown_as_text_never_run(chat) -> None:
+    from playwright.async_api import expect
+
+    page, agent = chat
+    agent.scripted["show me"] = {
+        "text": 'Look: <img src=x onerror="window.pwned=1"> and [a link](javascript:window.pwned=2) '
+                "and [our site](https://shop.example.com/help), or see https://shop.example.com/faq.",
+        "image": "javascript:window.pwned=3",
+    }
+    await say(page, "show me")
+    bot = page.locator(BOT).last
+    await expect(bot).to_contain_text('<img src=x onerror="window.pwned=1">')
+    # The javascript: link is plain text, the https links safe links; no image element.
+    await expect(bot.locator("a")).to_have_count(2)
+    assert await bot.locator("a").first.get_attribute("href") == "https://shop.example.com/help"
+    assert "noopener" in await bot.locator("a").first.get_attribute("rel")
+    # A bare address becomes a link too, without the sentence's full stop.
+    await expect(bot.locator("a").last).to_have_text("https://shop.example.com/faq")
+    await expect(bot.locator("img")).to_have_count(0)
+
+    await say(page, "<b>hi</b><script>window.pwned=4</script><img src=x onerror='window.pwned=5'>")
+    await expect(page.locator(USER).last).to_have_text("<b>hi</b><script>window.pwned=4</script><img src=x onerror='window.pwned=5'>")
+    await expect(page.locator(BOT)).to_have_count(2)
+    assert await page.evaluate("window.pwned") is None
+
+
+@pytest.mark.asyncio
+async def test_typing_indicator_while_the_bot_thinks(chat) -> None:
+    from playwright.async_api import expect
+
+    page, agent = chat
+    agent.scripted["slow question"] = {"text": "A considered answer.", "delay": 1.5}
+    await say(page, "slow question")
+    await expect(page.locator(f"{WIDGET} .typing")).to_be_visible()
+    await expect(page.locator(BOT).last).to_have_text("A considered answer.")
+    await expect(page.locator(f"{WIDGET} .typing")).to_be_hidden()
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_connection_delays_the_message_but_loses_and_repeats_nothing(chat) -> None:
+    from playwright.async_api import expect
+
+    page, agent = chat
+    attempts = []
+
+    async def drop_twice(route: Any) -> None:
+        attempts.append(route.request.post_data_json)
+        if len(attempts) == 1:
+            await route.abort("connectionreset")  # never reached the server
+        elif len(attempts) == 2:
+            await route.fetch()  # reached the server, the answer got lost
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/messages", drop_twice)
+    await say(page, "is my parcel lost?")
+    await expect(page.locator(f"{WIDGET} .status")).to_have_text("Reconnecting…")
+    await expect(page.locator(BOT).last).to_have_text("You said: is my parcel lost?")
+    await expect(page.locator(f"{WIDGET} .status")).to_have_text("Online")
+    assert len(attempts) == 3 and len({a["id"] for a in attempts}) == 1
+    assert [m.text for m in agent.received] == ["is my parcel lost?"]
+    await expect(page.locator(BOT)).to_have_count(1)
+
+
+@pytest.mark.asyncio
+async def test_a_message_pushed_by_the_server_appears_without_asking(chat) -> None:
+    from playwright.async_api import expect
+
+    page, agent = chat
+    await say(page, "hello")
+    await expect(page.locator(BOT)).to_have_count(1)
+    # The channel's push output, as Rasa's HTTP API uses it for `?output_channel=web_chat`.
+    output = page.channel.get_output_channel()
+    await output.send_text_message(agent.received[0].sender_id, "Your parcel has shipped.")
+    await expect(page.locator(BOT).last).to_have_text("Your parcel has shipped.")
