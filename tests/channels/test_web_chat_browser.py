@@ -153,6 +153,24 @@ async def test_a_message_pushed_by_the_server_appears_without_asking(chat) -> No
     from playwright.async_api import expect
 
     page, agent = chat
+    # The event stream drops once; the widget reconnects on its own.
+    stream_attempts = []
+
+    async def drop_first_stream(route: Any) -> None:
+        stream_attempts.append(route.request.url)
+        if len(stream_attempts) == 1:
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/events", drop_first_stream)
+    await page.reload()
+    for _ in range(200):
+        if len(stream_attempts) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(stream_attempts) >= 2, "the widget did not reconnect its event stream"
+    await expect(page.locator(f"{WIDGET} .status")).to_have_text("Online")
     await say(page, "hello")
     await expect(page.locator(BOT)).to_have_count(1)
     # The channel's push output, as Rasa's HTTP API uses it for `?output_channel=web_chat`.
