@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -160,8 +160,16 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
     return float(np.mean(scores))
 
 
-def quantize_classifier(agent: Any) -> None:
-    """Serves the loaded model as `inference_quantization: int8` would: same weights, int8."""
+# Ways to serve the same trained classifier, compared side by side (config keys).
+SERVING_VARIANTS = {
+    "int8": {"inference_quantization": "int8"},
+    "onnx": {"inference_backend": "onnxruntime"},
+    "onnx-int8": {"inference_backend": "onnxruntime", "inference_quantization": "int8"},
+}
+
+
+def serve_as(agent: Any, variant: str) -> None:
+    """Serves the loaded model as the variant's config keys would: same weights."""
     import dataclasses
 
     from lepton_components import torch_encoder
@@ -169,17 +177,17 @@ def quantize_classifier(agent: Any) -> None:
     for node in agent.processor.graph_runner._instantiated_nodes.values():
         component = getattr(node, "_component", None)
         if type(component).__name__ == "BertIntentClassifier":
-            settings = dataclasses.replace(component.settings, inference_quantization="int8")
-            component.model = torch_encoder.quantize_for_inference(component.model, settings, component._device)
+            settings = dataclasses.replace(component.settings, **SERVING_VARIANTS[variant])
+            component.model = torch_encoder.prepare_for_inference(component.model, settings, component._device)
 
 
-def evaluate_child(setting: str, model_path: str, int8: bool, args: argparse.Namespace) -> Dict[str, Any]:
+def evaluate_child(setting: str, model_path: str, variant: Optional[str], args: argparse.Namespace) -> Dict[str, Any]:
     from rasa.core.agent import Agent
 
     _, validation = split(load_examples(args.data), setting)
     agent = Agent.load(model_path)
-    if int8:
-        quantize_classifier(agent)
+    if variant:
+        serve_as(agent, variant)
 
     async def one_at_a_time() -> Tuple[List[float], List[str]]:
         for text, _ in validation[:20]:  # warm-up: first calls allocate
@@ -254,7 +262,7 @@ def plot(reports: Sequence[Path], path: Path) -> None:
     for report_path in reports:
         report = json.loads(report_path.read_text(encoding="utf-8"))
         for row in report["results"]:
-            if row["key"].endswith("+int8"):  # same training as its fp32 row
+            if "+" in row["key"]:  # a serving variant: same training as its first row
                 continue
             axis.scatter(row["train_seconds"] / 60, row["accuracy"], marker=markers[report["setting"]], s=40)
             axis.annotate(
@@ -312,8 +320,12 @@ def main() -> None:
     parser.add_argument("--reports", type=Path, nargs="*", default=[], help="JSON reports of earlier runs: print their tables (and --plot them)")
     parser.add_argument("--_train", nargs=2, metavar=("SYSTEM", "WORKDIR"), help=argparse.SUPPRESS)
     parser.add_argument("--_evaluate", metavar="MODEL", help=argparse.SUPPRESS)
-    parser.add_argument("--_int8", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8-served rows")
+    parser.add_argument("--_serve", choices=sorted(SERVING_VARIANTS), default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serving", default=",".join(SERVING_VARIANTS),
+        help="extra rows serving each trained Lepton model differently: "
+        f"comma-separated subset of {', '.join(SERVING_VARIANTS)}; empty for none",
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         parser.error(f"BANKING77 not found at {args.data}; pass --data path/to/train.csv")
@@ -329,7 +341,7 @@ def main() -> None:
         print(json.dumps(train_child(system, args.setting, Path(workdir), args)))
         return
     if args._evaluate:
-        print(json.dumps(evaluate_child(args.setting, args._evaluate, args._int8, args)))
+        print(json.dumps(evaluate_child(args.setting, args._evaluate, args._serve, args)))
         return
 
     if args.quick:
@@ -350,13 +362,14 @@ def main() -> None:
             model_path = trained.pop("model_path")
             evaluate = ["--_evaluate", model_path, "--setting", args.setting, *shared_arguments(args)]
             rows = [{"system": system_label(system, args), "key": system, **trained, **run_child(evaluate)}]
-            if system != "diet" and args.int8:
+            variants = [variant for variant in args.serving.split(",") if variant] if system != "diet" else []
+            for variant in variants:
                 rows.append(
                     {
-                        "system": system_label(system, args) + ", served int8",
-                        "key": f"{system}+int8",
+                        "system": f"{system_label(system, args)}, served {variant}",
+                        "key": f"{system}+{variant}",
                         **trained,
-                        **run_child([*evaluate, "--_int8"]),
+                        **run_child([*evaluate, "--_serve", variant]),
                     }
                 )
         for row in rows:

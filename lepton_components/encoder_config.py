@@ -13,6 +13,7 @@ from lepton_components import config_validation as check
 TRAINING_MODES = ("lora", "full", "head_only")
 DEVICES = ("auto", "cpu", "cuda")
 QUANTIZATIONS = ("none", "int8")
+INFERENCE_BACKENDS = ("torch", "onnxruntime")
 
 # Learning rates that worked for each mode when `learning_rate` is left unset:
 # adapters tolerate a much larger step than updating every pretrained weight.
@@ -58,6 +59,9 @@ def default_encoder_config() -> Dict[Text, Any]:
         # quantization) on the CPU: faster single-message inference at a small
         # accuracy cost (docs/benchmarks.md). Training always uses full precision.
         "inference_quantization": "none",
+        # "onnxruntime": serve the fine-tuned encoder with ONNX Runtime on the CPU
+        # (exported when the model loads); "torch" serves it with PyTorch.
+        "inference_backend": "torch",
         "show_progress_bar": True,
     }
 
@@ -84,6 +88,7 @@ class EncoderConfig:
     device: Text
     num_threads: Optional[int]
     inference_quantization: Text
+    inference_backend: Text
     show_progress_bar: bool
 
     def __post_init__(self) -> None:
@@ -119,6 +124,7 @@ class EncoderConfig:
         check.check_number(name, "random_seed", self.random_seed, 0, integer=True, example=42)
         check.check_choice(name, "device", self.device, DEVICES)
         check.check_choice(name, "inference_quantization", self.inference_quantization, QUANTIZATIONS)
+        check.check_choice(name, "inference_backend", self.inference_backend, INFERENCE_BACKENDS)
         if self.num_threads is not None:
             check.check_number(name, "num_threads", self.num_threads, 1, integer=True, example=2)
         check.check_choice(name, "show_progress_bar", self.show_progress_bar, (True, False))

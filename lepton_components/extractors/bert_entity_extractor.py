@@ -400,4 +400,4 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         if not for_training:
             from lepton_components import torch_encoder
 
-            self.model = torch_encoder.quantize_for_inference(self.model, self.settings, self._device)
+            self.model = torch_encoder.prepare_for_inference(self.model, self.settings, self._device)

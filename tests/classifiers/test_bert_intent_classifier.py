@@ -102,6 +102,27 @@ def test_int8_inference_quantizes_linear_layers_and_keeps_the_answers(
     assert not np.allclose(_confidences(int8), _confidences(full), atol=1e-6)  # really int8
 
 
+def test_onnx_runtime_backend_gives_the_same_answers(trained, load_component, tiny_config, toy_intents) -> None:
+    from lepton_components.onnx_encoder import OnnxRuntimeEncoder
+
+    served = load_component(BertIntentClassifier, {**tiny_config, "inference_backend": "onnxruntime"})
+    assert isinstance(served.model.encoder, OnnxRuntimeEncoder)
+    texts = [text for examples in toy_intents.values() for text in examples] + ["word " * 100]
+    np.testing.assert_allclose(_confidences(_parse(served, texts)), _confidences(_parse(trained, texts)), atol=1e-4)
+
+
+def test_onnx_runtime_int8_keeps_the_answers(trained, load_component, tiny_config, toy_intents) -> None:
+    served = load_component(
+        BertIntentClassifier, {**tiny_config, "inference_backend": "onnxruntime", "inference_quantization": "int8"}
+    )
+    assert served.model.encoder.precision == "int8"
+    texts = [text for examples in toy_intents.values() for text in examples]
+    full, int8 = _parse(trained, texts), _parse(served, texts)
+    agreement = np.mean([a.get("intent")["name"] == b.get("intent")["name"] for a, b in zip(full, int8)])
+    assert agreement >= 0.8
+    assert not np.allclose(_confidences(int8), _confidences(full), atol=1e-6)  # really int8
+
+
 def test_artefacts_are_safetensors_and_json_only(trained, model_storage) -> None:
     from rasa.engine.storage.resource import Resource
 
@@ -230,6 +251,7 @@ def test_finetuning_continues_from_trained_weights(trained, load_component, tiny
         ({"lora_target_modules": []}, "`lora_target_modules` must be a non-empty list"),
         ({"device": "tpu"}, "`device` must be one of 'auto', 'cpu', 'cuda', got 'tpu'"),
         ({"inference_quantization": "int4"}, "`inference_quantization` must be one of 'none', 'int8', got 'int4'"),
+        ({"inference_backend": "tensorrt"}, "`inference_backend` must be one of 'torch', 'onnxruntime', got 'tensorrt'"),
     ],
 )
 def test_bad_config_is_refused_with_the_fix(create_component, tiny_config, override, message) -> None:

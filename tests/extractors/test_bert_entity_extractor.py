@@ -211,6 +211,24 @@ def test_persist_then_load_gives_identical_output(trained, storage, tiny_bert_pa
         )
 
 
+def test_onnx_runtime_backend_finds_the_same_entities(trained, storage, tiny_bert_path) -> None:
+    from lepton_components.onnx_encoder import OnnxRuntimeEncoder
+
+    served = BertEntityExtractor.load(
+        tiny_config(tiny_bert_path, inference_backend="onnxruntime"), storage, Resource("extractor"), context()
+    )
+    assert isinstance(served.model.encoder, OnnxRuntimeEncoder)
+    # Long texts too: they go through the exported graph in several windows.
+    texts = [example.get("text") for example in annotated_examples()] + ["hello", "word " * 40 + "order 4455"]
+    for mine, theirs in zip(parse(served, texts), parse(trained, texts)):
+        assert entity_tuples(mine.get("entities")) == entity_tuples(theirs.get("entities"))
+        np.testing.assert_allclose(
+            [e["confidence_entity"] for e in mine.get("entities")],
+            [e["confidence_entity"] for e in theirs.get("entities")],
+            atol=1e-4,
+        )
+
+
 def test_artefacts_are_safetensors_and_json_only(trained, storage) -> None:
     import json
 
