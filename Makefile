@@ -19,15 +19,21 @@ ADMIN_TOKEN_FILE := .lepton-admin-token
 LEPTON_ADMIN_TOKEN ?= $(shell test -s $(ADMIN_TOKEN_FILE) || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(ADMIN_TOKEN_FILE); cat $(ADMIN_TOKEN_FILE))
 export LEPTON_ADMIN_TOKEN
 
+# Token for Rasa's HTTP API (`?token=`), generated the same way into .lepton-api-token.
+# Only `make serve` gets it: the server refuses to start its API without one (docs/hardening.md).
+API_TOKEN_FILE := .lepton-api-token
+LEPTON_API_TOKEN ?= $(shell test -s $(API_TOKEN_FILE) || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(API_TOKEN_FILE); cat $(API_TOKEN_FILE))
+
 .PHONY: bench bench-quick browser faq-reload faq-eval run serve train install test test-fast validate rasa-test screenshot shell-nlu constraints clean
 
 ## run: install, train when data or config changed, then chat in `rasa shell`
 run: train
 	$(BIN)/rasa shell $(RASA_RUNTIME)
 
-## serve: install, train when needed, then serve HTTP (REST channel and API) on $(PORT)
+## serve: install, train when needed, then serve HTTP (REST channel and API, token in .lepton-api-token) on $(PORT)
 serve: train
-	$(BIN)/rasa run $(RASA_RUNTIME) --port $(PORT)
+	LEPTON_API_TOKEN="$(LEPTON_API_TOKEN)" $(BIN)/rasa run $(RASA_RUNTIME) --port $(PORT) \
+	  --enable-api --auth-token "$(LEPTON_API_TOKEN)"
 
 ## shell-nlu: show intent ranking and entities for typed messages
 shell-nlu: train

@@ -14,11 +14,19 @@ reply JSON, but answers
 * `500` with a JSON error for any other failure, `400` for a body that is not a JSON
   object with a text `message`.
 
+It also serves `GET /webhooks/rest/ready`: 200 once a model is loaded, else 503 (Rasa's
+`/` answers 200 even with no model), for load balancers and orchestrators.
+
+A message starting with `/` is passed on as `/intent{...}` only when it is the payload
+of a button the bot just offered (`lepton_components.channels.intent_commands`);
+`allow_intent_commands: true` lets trusted clients send any intent.
+
 Listing it in `credentials.yml` also switches on `lepton_components.server.strict_mode`
 for the whole server, so tracker store errors reach this channel instead of being
 swallowed by Rasa's `FailSafeTrackerStore`::
 
     lepton_components.channels.rest.LeptonRestInput:
+      allow_intent_commands: false   # the default
 """
 
 import asyncio
@@ -28,12 +36,14 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text, Union
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import QueueOutputChannel, RestInput
+from rasa.shared.exceptions import InvalidConfigException
 from rasa.utils.endpoints import bool_arg
 from sanic import Blueprint, response
 from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from lepton_components.channels.intent_commands import LoadedTrackerStore, guard_intent_commands
 from lepton_components.identity.link_commands import intercept_link_commands
 from lepton_components.server.failures import agent_ready, error_response, failure_response, no_model_response
 from lepton_components.server.extensions import install_server_extensions
@@ -62,17 +72,45 @@ class LeptonRestInput(RestInput):
         """`rest`, so the channel keeps Rasa's `/webhooks/rest/` URLs."""
         return "rest"
 
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "LeptonRestInput":
+        credentials = dict(credentials or {})
+        allow = credentials.pop("allow_intent_commands", False)
+        if not isinstance(allow, bool):
+            raise InvalidConfigException(
+                f"rest: `allow_intent_commands` must be true or false, got {allow!r}. Leave it "
+                "false unless every client is trusted to set intents and entities, e.g.\n"
+                "lepton_components.channels.rest.LeptonRestInput:\n  allow_intent_commands: false"
+            )
+        if credentials:
+            logger.warning(f"rest: ignoring unknown credentials key(s) {', '.join(sorted(credentials))}.")
+        return cls(allow_intent_commands=allow)
+
+    def __init__(self, allow_intent_commands: bool = False) -> None:
+        self.allow_intent_commands = allow_intent_commands
+
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
-        """Rasa's REST routes, plus the listener that switches on strict mode."""
-        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md).
-        on_new_message = intercept_link_commands(on_new_message)
+        """Rasa's REST routes and `/ready`, plus the listener that switches on strict mode."""
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+        tracker_store = LoadedTrackerStore()
+        webhook.listener("before_server_start")(tracker_store.remember_app)
+        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md),
+        # and before `/` is stripped from commands that are not offered buttons.
+        on_new_message = intercept_link_commands(
+            guard_intent_commands(on_new_message, tracker_store, allow=self.allow_intent_commands)
+        )
         # Runs before Rasa loads the agent and before any request is accepted.
         webhook.listener("before_server_start")(install_server_extensions)
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @webhook.route("/ready", methods=["GET"])
+        async def ready(request: Request) -> HTTPResponse:
+            if not agent_ready(request):
+                return no_model_response()
+            return response.json({"status": "ready"})
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> Optional[HTTPResponse]:

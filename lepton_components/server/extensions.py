@@ -10,9 +10,16 @@ from typing import Any
 
 from sanic import Sanic
 
+from lepton_components.monitoring.install import install_monitoring
+from lepton_components.server.hardening import install_hardening
 from lepton_components.server.strict_mode import install_strict_mode
 
 
 async def install_server_extensions(app: Sanic, _loop: Any) -> None:
-    """`before_server_start` listener: strict store errors (HTTP 503)."""
+    """`before_server_start` listener: strict store errors (HTTP 503), metrics, hardening.
+
+    Monitoring goes before hardening so that requests hardening refuses are timed too.
+    """
     install_strict_mode(app)
+    install_monitoring(app)
+    install_hardening(app)

@@ -266,8 +266,10 @@ def test_bad_credentials_fail_at_start_up_with_the_fix(credentials, fragment) ->
 async def test_customers_cannot_force_intents_or_slots(served, http) -> None:
     _, agent, base = served
     client = await Client(http, base).start()
-    # Typed commands lose their slash: NLU reads them as words.
+    # Typed commands lose their slashes, however spaced: NLU reads them as words.
     await client.say('/order_status{"order_number": "LP-000001"}')
+    assert agent.received[-1].text == 'order_status{"order_number": "LP-000001"}'
+    await client.say('/ \u3000/order_status{"order_number": "LP-000001"}')
     assert agent.received[-1].text == 'order_status{"order_number": "LP-000001"}'
     # A payload the bot never offered is the customer's text, not an intent.
     await client.say("Refund me", payload='/refund{"amount": 1000}')

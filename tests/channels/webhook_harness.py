@@ -103,14 +103,21 @@ async def serve_channel(
 
     `agent` becomes `app.ctx.agent`, where `rasa run` keeps the loaded Agent.
     """
-    # Outside test mode Sanic 21.12 rewrites its HTTP parser in place at each start-up
-    # and cannot do it twice in one process (KeyError 'http1_request_header').
-    test_mode, Sanic.test_mode = Sanic.test_mode, True
     app = Sanic(f"lepton_test_{uuid.uuid4().hex}")
     app.ctx.agent = agent
     # The prefix Rasa's `channel.register` computes for the default `/webhooks/` route.
     prefix = urljoin("/webhooks/", channel.url_prefix())
     app.blueprint(channel.blueprint(on_new_message), url_prefix=prefix)
+    async with serve_app(app) as url:
+        yield f"{url}{prefix}"
+
+
+@asynccontextmanager
+async def serve_app(app: Sanic) -> AsyncIterator[Text]:
+    """Serves a built Sanic app (e.g. Rasa's `create_app`) on 127.0.0.1; yields its base URL."""
+    # Outside test mode Sanic 21.12 rewrites its HTTP parser in place at each start-up
+    # and cannot do it twice in one process (KeyError 'http1_request_header').
+    test_mode, Sanic.test_mode = Sanic.test_mode, True
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind(("127.0.0.1", 0))
@@ -121,7 +128,7 @@ async def serve_channel(
             await server.startup()
             await server.before_start()
             await server.after_start()
-            yield f"http://127.0.0.1:{port}{prefix}"
+            yield f"http://127.0.0.1:{port}"
             await server.before_stop()
         finally:
             await server.close()

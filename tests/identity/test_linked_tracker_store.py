@@ -291,7 +291,13 @@ async def test_a_value_delivered_during_a_turn_does_not_overwrite_a_newer_one(
 def test_the_commented_example_in_bot_endpoints_yml_loads(domain: Domain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = (REPO / "bot" / "endpoints.yml").read_text().splitlines()
     start = lines.index("# tracker_store:")
-    example = "\n".join(line[2:] for line in lines[start:] if line.startswith("# "))
+    # The block runs until the first line that is not a commented YAML line.
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    example = "\n".join(block)
     (tmp_path / "endpoints.yml").write_text(example)
     monkeypatch.chdir(tmp_path)  # its SQLite file is relative, like `make run`'s
     store = TrackerStore.create(read_endpoint_config("endpoints.yml", "tracker_store"), domain)

@@ -30,12 +30,12 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 from urllib.parse import urlsplit
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from rasa.shared.constants import INTENT_MESSAGE_PREFIX
 from rasa.shared.exceptions import InvalidConfigException
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from lepton_components.channels.intent_commands import is_intent_command, without_command_prefix
 from lepton_components.channels.numbered_choices import buttons_awaiting_reply
 from lepton_components.channels.web_chat.output import CHANNEL_NAME, WebChatPushOutput, WebChatReplyOutput
 from lepton_components.channels.web_chat.push import PushRegistry
@@ -222,9 +222,10 @@ class WebChatInput(InputChannel):
                 return payload
             logger.info("web_chat: a payload the bot did not offer was sent as the customer's text.")
         text = message["text"]
-        if self.settings.allow_typed_commands:
+        if self.settings.allow_typed_commands or not is_intent_command(text):
             return text
-        return text.lstrip(INTENT_MESSAGE_PREFIX).strip() or text.replace(INTENT_MESSAGE_PREFIX, "")
+        # A text of nothing but slashes becomes empty; Rasa then predicts no intent.
+        return without_command_prefix(text)
 
     async def _handle(
         self,

@@ -1,0 +1,94 @@
+"""Keep customers from forcing intents and entities with `/intent{"entity": "value"}`.
+
+Rasa runs `RegexMessageHandler` in every model: any message whose text starts with `/`
+skips NLU and sets the named intent and entities, e.g. `/order_status{"order_number":
+"someone-else's"}`. Buttons need it (a tap sends the button's payload), typed text does
+not. So a message starting with `/` reaches the bot unchanged only when it is the payload
+of a button of the bot's latest message (read back from the tracker, so every replica
+decides alike); otherwise its leading slashes are dropped and NLU reads it as text.
+
+Channels wrap their `on_new_message` with `guard_intent_commands` *inside*
+`intercept_link_commands`, so `/link` still reaches the identity commands first.
+"""
+
+import logging
+from typing import Any, Awaitable, Callable, Iterable, Optional, Text
+
+from rasa.core.channels.channel import UserMessage
+from rasa.core.tracker_store import TrackerStore
+from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+from sanic import Sanic
+
+from lepton_components.channels.numbered_choices import Button, buttons_awaiting_reply
+
+logger = logging.getLogger(__name__)
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+TrackerStoreLookup = Callable[[], Optional[TrackerStore]]
+
+
+def is_intent_command(text: Optional[Text]) -> bool:
+    """Whether Rasa would read `text` as `/intent{...}` (it strips the text first)."""
+    return bool(text) and text.strip().startswith(INTENT_MESSAGE_PREFIX)  # type: ignore[union-attr]
+
+
+def without_command_prefix(text: Text) -> Text:
+    """`text` without the leading slashes, even when spaces separate them (`/ /greet`)."""
+    stripped = text.strip()
+    while stripped.startswith(INTENT_MESSAGE_PREFIX):
+        stripped = stripped[len(INTENT_MESSAGE_PREFIX):].strip()
+    return stripped
+
+
+def permitted_text(text: Text, offered: Iterable[Button]) -> Text:
+    """`text` itself if it is plain text or an offered button's payload, else without slashes."""
+    if not is_intent_command(text):
+        return text
+    if any(button.get("payload") == text.strip() for button in offered):
+        return text
+    return without_command_prefix(text)
+
+
+class LoadedTrackerStore:
+    """The tracker store of the agent `rasa run` serves right now.
+
+    Register `remember_app` as the blueprint's `before_server_start` listener; the agent
+    is looked up on each call because `PUT /model` replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._app: Optional[Sanic] = None
+
+    async def remember_app(self, app: Sanic, _loop: Any) -> None:
+        self._app = app
+
+    def __call__(self) -> Optional[TrackerStore]:
+        agent = getattr(self._app.ctx, "agent", None) if self._app is not None else None
+        return getattr(agent, "tracker_store", None)
+
+
+def guard_intent_commands(
+    on_new_message: OnNewMessage, tracker_store: TrackerStoreLookup, allow: bool = False
+) -> OnNewMessage:
+    """`on_new_message` that lets `/intent{...}` through only as an offered button payload.
+
+    `allow=True` (the channel's `allow_intent_commands`) passes every message unchanged,
+    for trusted clients such as a backend that sends intents on purpose.
+    """
+    if allow:
+        return on_new_message
+
+    async def handle(message: UserMessage) -> Any:
+        if is_intent_command(message.text):
+            store = tracker_store()
+            tracker = await store.retrieve(message.sender_id) if store is not None else None
+            text = permitted_text(message.text, buttons_awaiting_reply(tracker))
+            if text != message.text:
+                logger.info(
+                    f"A '{message.input_channel}' message looked like an intent command but was not a "
+                    "button the bot offered; it was passed to NLU as text."
+                )
+                message.text = text
+        return await on_new_message(message)
+
+    return handle
