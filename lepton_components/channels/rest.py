@@ -120,6 +120,8 @@ class LeptonRestInput(RestInput):
                 body = None
             if not isinstance(body, dict) or not isinstance(body.get("message"), str):
                 return _bad_request('Send a JSON object like {"sender": "<conversation id>", "message": "<text>"}.')
+            if not isinstance(body.get("sender", ""), str) or not isinstance(body.get("metadata") or {}, dict):
+                return _bad_request("`sender` must be a string and `metadata` a JSON object.")
             if not agent_ready(request):
                 return no_model_response()
             # `PUT /model` may have swapped the agent since the middleware ran.

@@ -161,7 +161,14 @@ async def test_without_a_loaded_model_the_answer_is_503_not_an_empty_list(has_ag
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("payload", [b"[]", b'{"sender": "x"}', b'{"sender": "x", "message": 42}', b"", b"nope"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[]", b'{"sender": "x"}', b'{"sender": "x", "message": 42}', b"", b"nope",
+        # Rasa's processor fails on these with a 500 (a schemathesis finding against `rasa run`).
+        b'{"sender": "", "message": "", "metadata": [null, null]}', b'{"sender": 7, "message": "hi"}',
+    ],
+)
 async def test_a_body_without_a_text_message_is_a_400(payload: bytes) -> None:
     async with serve_channel(LeptonRestInput(), replying_bot, agent=ReadyAgent()) as url:
         status, text = await post(url + "/webhook", payload, JSON)

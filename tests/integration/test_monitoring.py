@@ -20,7 +20,9 @@ COMPONENT_COUNT = "lepton_component_duration_seconds_count"
 def test_metrics_after_a_chat_over_rest(server_url: Text) -> None:  # noqa: F811
     sender = uuid.uuid4().hex
     assert "order number" in " ".join(_say(server_url, sender, "where is my order?"))
-    _say(server_url, sender, "are there vacancies at your company?")
+    # A fresh conversation: inside the order form this question falls back instead
+    # (a known gap of the demo's dialogue, noted on the issue).
+    _say(server_url, uuid.uuid4().hex, "are there vacancies at your company?")
     assert any("human agent" in text for text in _say(server_url, uuid.uuid4().hex, "i want to talk to a human"))
 
     reply = requests.get(f"{server_url}/metrics", timeout=10)
