@@ -38,13 +38,12 @@ import logging
 from typing import Any, Dict, Iterable, Optional, Text, Union
 
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import TrackerStore, create_tracker_store
+from rasa.core.tracker_store import TrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
-from rasa.utils.endpoints import EndpointConfig
 
 from lepton_components.identity.identity_config import STORE_TYPE, IdentityConfig
 from lepton_components.identity.link_registry import LinkRegistry
@@ -55,6 +54,7 @@ from lepton_components.identity.shared_state import (
     local_changes,
     seed_values,
 )
+from lepton_components.stores.inner_store import create_inner_store
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +69,6 @@ _active_store: Optional["LinkedTrackerStore"] = None
 def active_linked_store() -> Optional["LinkedTrackerStore"]:
     """The `LinkedTrackerStore` this process serves with, or None if linking is off."""
     return _active_store
-
-
-def _inner_store(
-    inner: Union[TrackerStore, Dict[Text, Any], None], domain: Optional[Domain], event_broker: Optional[EventBroker]
-) -> TrackerStore:
-    if isinstance(inner, TrackerStore):
-        return inner
-    settings = dict(DEFAULT_INNER if inner is None else inner) if isinstance(inner, (dict, type(None))) else {}
-    if not settings.get("type") or str(settings["type"]).endswith("LinkedTrackerStore"):
-        raise InvalidConfigException(
-            f"`tracker_store.inner` must hold the settings of the store that keeps the conversations, "
-            f"got {inner!r}. For example:\n  tracker_store:\n    type: {STORE_TYPE}\n    inner:\n"
-            "      type: SQL\n      dialect: sqlite\n      db: lepton-trackers.db"
-        )
-    return create_tracker_store(EndpointConfig.from_dict(settings), domain, event_broker)
 
 
 def _registry_engine_url(inner: TrackerStore, registry_url: Optional[Text]) -> Any:
@@ -117,7 +102,7 @@ class LinkedTrackerStore(TrackerStore):
         global _active_store
         self.config = IdentityConfig.from_endpoint(settings)
         self.keys_shared = SharedKeys(frozenset(self.config.shared_slots), self.config.share_active_loop)
-        self._inner = _inner_store(inner, domain, event_broker)
+        self._inner = create_inner_store(inner, domain, event_broker, STORE_TYPE, DEFAULT_INNER)
         if registry is None:
             url = _registry_engine_url(self._inner, registry_url)
             registry = LinkRegistry.from_url(url, self.config.limits)

@@ -32,38 +32,24 @@ import logging
 from typing import Any, Dict, Iterable, Optional, Text, Union
 
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import TrackerStore, create_tracker_store
+from rasa.core.tracker_store import TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
-from rasa.utils.endpoints import EndpointConfig
 
 from lepton_components.privacy.event_masker import EventMasker
 from lepton_components.privacy.log_filter import install_log_filter
 from lepton_components.privacy.masking_event_broker import MaskingEventBroker
 from lepton_components.privacy.privacy_policy import PrivacyPolicy
 from lepton_components.privacy.response_texts import pii_in_responses
+from lepton_components.stores.inner_store import create_inner_store
 
 logger = logging.getLogger(__name__)
 
 STORE_TYPE = "lepton_components.privacy.masking_tracker_store.MaskingTrackerStore"
 # Attribute set on Event objects read back from the inner store (never serialised).
 STORED_MARK = "_lepton_masked_in_storage"
-
-
-def _create_inner(
-    inner: Union[TrackerStore, Dict[Text, Any], None], domain: Optional[Domain], event_broker: Optional[EventBroker]
-) -> TrackerStore:
-    if isinstance(inner, TrackerStore):
-        return inner
-    if not isinstance(inner, dict) or not inner.get("type") or str(inner["type"]).endswith("MaskingTrackerStore"):
-        raise InvalidConfigException(
-            f"`tracker_store.inner` must hold the settings of the store that keeps the conversations, got {inner!r}. "
-            f"For example:\n  tracker_store:\n    type: {STORE_TYPE}\n    inner:\n      type: SQL\n"
-            "      dialect: sqlite\n      db: lepton-trackers.db"
-        )
-    return create_tracker_store(EndpointConfig.from_dict(dict(inner)), domain, event_broker)
 
 
 def _mark_stored(tracker: Optional[DialogueStateTracker]) -> Optional[DialogueStateTracker]:
@@ -87,7 +73,7 @@ class MaskingTrackerStore(TrackerStore):
         """`host` is Rasa's `url` key, unused: the inner store has its own settings."""
         try:
             self.masker = EventMasker(PrivacyPolicy.from_settings(settings))
-            self._inner = _create_inner(inner, domain, event_broker)
+            self._inner = create_inner_store(inner, domain, event_broker, STORE_TYPE)
         except (AttributeError, ImportError) as error:
             # Rasa answers these two with a silent fallback to an in-memory store
             # (`_load_from_module_name_in_endpoint_config`): fail visibly instead.
