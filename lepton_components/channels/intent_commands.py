@@ -7,16 +7,19 @@ not. So a message starting with `/` reaches the bot unchanged only when it is th
 of a button of the bot's latest message (read back from the tracker, so every replica
 decides alike); otherwise its leading slashes are dropped and NLU reads it as text.
 
-Channels wrap their `on_new_message` with `guard_intent_commands` *inside*
-`intercept_link_commands`, so `/link` still reaches the identity commands first.
+Every Lepton channel (REST, web chat, Telegram, Messenger, Slack) wraps its
+`on_new_message` with `guard_intent_commands` *inside* `intercept_link_commands`, so `/link`
+still reaches the identity commands first. `allow_intent_commands: true` in a channel's
+credentials turns the guard off for trusted clients.
 """
 
 import logging
-from typing import Any, Awaitable, Callable, Iterable, Optional, Text
+from typing import Any, Awaitable, Callable, Collection, Dict, Iterable, Optional, Text
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.tracker_store import TrackerStore
 from rasa.shared.constants import INTENT_MESSAGE_PREFIX
+from rasa.shared.exceptions import InvalidConfigException
 from sanic import Sanic
 
 from lepton_components.channels.numbered_choices import Button, buttons_awaiting_reply
@@ -40,13 +43,28 @@ def without_command_prefix(text: Text) -> Text:
     return stripped
 
 
-def permitted_text(text: Text, offered: Iterable[Button]) -> Text:
-    """`text` itself if it is plain text or an offered button's payload, else without slashes."""
+def permitted_text(text: Text, offered: Iterable[Button], always_allowed: Collection[Text] = ()) -> Text:
+    """`text` itself if it is plain text, an offered button's payload or one of the
+    `always_allowed` commands (exactly, so no entities ride along); else without slashes."""
     if not is_intent_command(text):
+        return text
+    if text.strip() in always_allowed:
         return text
     if any(button.get("payload") == text.strip() for button in offered):
         return text
     return without_command_prefix(text)
+
+
+def pop_allow_intent_commands(channel: Text, credentials: Dict[Text, Any], example: Text) -> bool:
+    """Takes the `allow_intent_commands` key out of a channel's credentials, checked."""
+    allow = credentials.pop("allow_intent_commands", False)
+    if not isinstance(allow, bool):
+        raise InvalidConfigException(
+            f"{channel}: `allow_intent_commands` must be true or false, got {allow!r}. Leave it "
+            "false unless every client is trusted to set intents and entities, e.g.\n"
+            f"{example}\n  allow_intent_commands: false"
+        )
+    return allow
 
 
 class LoadedTrackerStore:
@@ -68,18 +86,23 @@ class LoadedTrackerStore:
 
 
 def guard_intent_commands(
-    on_new_message: OnNewMessage, tracker_store: TrackerStoreLookup, allow: bool = False
+    on_new_message: OnNewMessage,
+    tracker_store: TrackerStoreLookup,
+    allow: bool = False,
+    always_allowed: Collection[Text] = (),
 ) -> OnNewMessage:
     """`on_new_message` that lets `/intent{...}` through only as an offered button payload.
 
     `allow=True` (the channel's `allow_intent_commands`) passes every message unchanged,
-    for trusted clients such as a backend that sends intents on purpose.
+    for trusted clients such as a backend that sends intents on purpose. `always_allowed`
+    names exact commands any customer may send, such as Telegram's `/restart`, which only
+    resets the sender's own conversation.
     """
     if allow:
         return on_new_message
 
     async def handle(message: UserMessage) -> Any:
-        if is_intent_command(message.text):
+        if is_intent_command(message.text) and message.text.strip() not in always_allowed:
             store = tracker_store()
             tracker = await store.retrieve(message.sender_id) if store is not None else None
             text = permitted_text(message.text, buttons_awaiting_reply(tracker))

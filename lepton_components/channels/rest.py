@@ -36,14 +36,17 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Text, Union
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import QueueOutputChannel, RestInput
-from rasa.shared.exceptions import InvalidConfigException
 from rasa.utils.endpoints import bool_arg
 from sanic import Blueprint, response
 from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from lepton_components.channels.intent_commands import LoadedTrackerStore, guard_intent_commands
+from lepton_components.channels.intent_commands import (
+    LoadedTrackerStore,
+    guard_intent_commands,
+    pop_allow_intent_commands,
+)
 from lepton_components.identity.link_commands import intercept_link_commands
 from lepton_components.server.failures import agent_ready, error_response, failure_response, no_model_response
 from lepton_components.server.extensions import install_server_extensions
@@ -75,13 +78,9 @@ class LeptonRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "LeptonRestInput":
         credentials = dict(credentials or {})
-        allow = credentials.pop("allow_intent_commands", False)
-        if not isinstance(allow, bool):
-            raise InvalidConfigException(
-                f"rest: `allow_intent_commands` must be true or false, got {allow!r}. Leave it "
-                "false unless every client is trusted to set intents and entities, e.g.\n"
-                "lepton_components.channels.rest.LeptonRestInput:\n  allow_intent_commands: false"
-            )
+        allow = pop_allow_intent_commands(
+            "rest", credentials, "lepton_components.channels.rest.LeptonRestInput:"
+        )
         if credentials:
             logger.warning(f"rest: ignoring unknown credentials key(s) {', '.join(sorted(credentials))}.")
         return cls(allow_intent_commands=allow)

@@ -14,6 +14,10 @@ Enabled by a `credentials.yml` entry (same keys as stock `facebook`)::
       secret: ${FACEBOOK_APP_SECRET}         # App settings > Basic > App Secret
       page-access-token: ${FACEBOOK_PAGE_ACCESS_TOKEN}
       # api_url: https://graph.facebook.com  (the Graph API host; a test stand-in in tests)
+      # allow_intent_commands: false         (true lets anyone send `/intent{...}`)
+
+Typed `/intent{"entity": "value"}` messages reach NLU as text; only the payloads of the
+bot's latest buttons pass as commands (`lepton_components.channels.intent_commands`).
 
 Routes (under `/webhooks/verified_facebook/`): `GET /` health, `GET /webhook` (Meta's
 hub.challenge handshake) and `POST /webhook`.
@@ -33,6 +37,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from lepton_components.channels.intent_commands import (
+    LoadedTrackerStore,
+    guard_intent_commands,
+    pop_allow_intent_commands,
+)
 from lepton_components.channels.numbered_choices import buttons_awaiting_reply, chosen_button, numbered_text
 from lepton_components.identity.link_commands import intercept_link_commands
 
@@ -146,7 +155,8 @@ class VerifiedFacebookInput(FacebookInput):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedFacebookInput":
-        credentials = credentials or {}
+        credentials = dict(credentials or {})
+        allow_intent_commands = pop_allow_intent_commands("verified_facebook", credentials, CREDENTIALS_EXAMPLE)
         for key in REQUIRED_KEYS:
             if not credentials.get(key):
                 # Stock accepts a missing secret and then fails every request with a TypeError.
@@ -158,21 +168,34 @@ class VerifiedFacebookInput(FacebookInput):
             str(credentials["secret"]),
             str(credentials["page-access-token"]),
             api_url=str(credentials.get("api_url") or DEFAULT_API_URL),
+            allow_intent_commands=allow_intent_commands,
         )
 
     def __init__(
-        self, fb_verify: Text, fb_secret: Text, fb_access_token: Text, api_url: Text = DEFAULT_API_URL
+        self,
+        fb_verify: Text,
+        fb_secret: Text,
+        fb_access_token: Text,
+        api_url: Text = DEFAULT_API_URL,
+        allow_intent_commands: bool = False,
     ) -> None:
         super().__init__(fb_verify, fb_secret, fb_access_token)
         self.api_url = api_url
+        self.allow_intent_commands = allow_intent_commands
 
     def get_output_channel(self) -> MessengerBot:
         return VerifiedMessengerBot(graph_client(self.fb_access_token, self.api_url))
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md).
-        on_new_message = intercept_link_commands(on_new_message)
         fb_webhook = Blueprint("verified_facebook_webhook", __name__)
+        tracker_store = LoadedTrackerStore()
+        fb_webhook.listener("before_server_start")(tracker_store.remember_app)
+        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md),
+        # and before `/` is stripped from commands that are not offered buttons (a tapped
+        # numbered choice has become its button's payload by then).
+        on_new_message = intercept_link_commands(
+            guard_intent_commands(on_new_message, tracker_store, self.allow_intent_commands)
+        )
 
         @fb_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -198,10 +221,7 @@ class VerifiedFacebookInput(FacebookInput):
             payload = request.json
             if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
                 return response.text("expected a Messenger webhook event", status=400)
-            agent = getattr(request.app.ctx, "agent", None)
-            messenger = VerifiedMessenger(
-                self.fb_access_token, on_new_message, self.api_url, getattr(agent, "tracker_store", None)
-            )
+            messenger = VerifiedMessenger(self.fb_access_token, on_new_message, self.api_url, tracker_store())
             try:
                 await messenger.handle(payload, self.get_metadata(request))
             except (KeyError, TypeError, AttributeError):

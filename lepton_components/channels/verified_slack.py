@@ -15,6 +15,10 @@ Enabled by a `credentials.yml` entry (same keys as stock `slack`)::
       slack_signing_secret: ${SLACK_SIGNING_SECRET}
       # slack_channel, use_threads, conversation_granularity, ...: as for stock `slack`
       # api_url: https://slack.com/api/            (a test stand-in in tests)
+      # allow_intent_commands: false               (true lets anyone send `/intent{...}`)
+
+Typed `/intent{"entity": "value"}` messages reach NLU as text; only the payloads of the
+bot's latest buttons pass as commands (`lepton_components.channels.intent_commands`).
 
 Routes (under `/webhooks/verified_slack/`): `GET /` health, `POST /webhook`.
 """
@@ -30,6 +34,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from lepton_components.channels.intent_commands import (
+    LoadedTrackerStore,
+    guard_intent_commands,
+    pop_allow_intent_commands,
+)
 from lepton_components.identity.link_commands import intercept_link_commands
 
 logger = logging.getLogger(__name__)
@@ -47,6 +56,7 @@ class VerifiedSlackInput(SlackInput):
     """Slack input channel that answers 401 to unsigned, forged or stale requests."""
 
     api_url: Text = DEFAULT_API_URL
+    allow_intent_commands: bool = False
 
     @classmethod
     def name(cls) -> Text:
@@ -54,7 +64,8 @@ class VerifiedSlackInput(SlackInput):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedSlackInput":
-        credentials = credentials or {}
+        credentials = dict(credentials or {})
+        allow_intent_commands = pop_allow_intent_commands("verified_slack", credentials, CREDENTIALS_EXAMPLE)
         for key in REQUIRED_KEYS:
             if not credentials.get(key):
                 raise InvalidConfigException(
@@ -63,6 +74,7 @@ class VerifiedSlackInput(SlackInput):
         # Stock maps the remaining keys and their defaults; only the API host is ours.
         channel = cast(VerifiedSlackInput, super().from_credentials(credentials))
         channel.api_url = str(credentials.get("api_url") or DEFAULT_API_URL)
+        channel.allow_intent_commands = allow_intent_commands
         return channel
 
     def is_request_from_slack_authentic(self, request: Request) -> bool:
@@ -73,9 +85,15 @@ class VerifiedSlackInput(SlackInput):
         return request.ctx.slack_authentic
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        tracker_store = LoadedTrackerStore()
+        # `!link` and `!unlink` are answered before the bot sees them (docs/identity.md),
+        # and before `/` is stripped from commands that are not offered buttons.
+        guarded = intercept_link_commands(
+            guard_intent_commands(on_new_message, tracker_store, self.allow_intent_commands)
+        )
         # Renamed so that this channel and stock `slack` can be served side by side.
-        # `!link` and `!unlink` are answered before the bot sees them (docs/identity.md).
-        slack_webhook = super().blueprint(intercept_link_commands(on_new_message)).copy("verified_slack_webhook")
+        slack_webhook = super().blueprint(guarded).copy("verified_slack_webhook")
+        slack_webhook.listener("before_server_start")(tracker_store.remember_app)
 
         # Blueprint middleware runs only for this blueprint's routes, before the handler.
         @slack_webhook.middleware("request")

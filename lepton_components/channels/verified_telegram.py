@@ -16,6 +16,11 @@ Enabled by a `credentials.yml` entry::
       webhook_url: https://bot.example.com/webhooks/verified_telegram/webhook
       secret_token: ${TELEGRAM_SECRET_TOKEN}
       # api_url: https://api.telegram.org   (a local Bot API server, or a test stand-in)
+      # allow_intent_commands: false        (true lets anyone send `/intent{...}`)
+
+Typed `/intent{"entity": "value"}` messages reach NLU as text; only the payloads of the
+bot's latest buttons, and `/restart` (which Telegram users type to start over), pass as
+commands (`lepton_components.channels.intent_commands`).
 
 Routes (under `/webhooks/verified_telegram/`): `GET /` health, `POST /webhook`.
 """
@@ -38,6 +43,11 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from lepton_components.channels.intent_commands import (
+    LoadedTrackerStore,
+    guard_intent_commands,
+    pop_allow_intent_commands,
+)
 from lepton_components.identity.link_commands import intercept_link_commands
 
 logger = logging.getLogger(__name__)
@@ -48,6 +58,9 @@ REQUIRED_KEYS = ("access_token", "verify", "webhook_url", "secret_token")
 MIN_SECRET_LENGTH = 16
 # Telegram's own rule for secret_token: 1-256 characters from A-Z, a-z, 0-9, _ and -.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Stock turns a typed `/restart` into `/restart` then `/start`; it only resets the sender's
+# own conversation, so customers may always send it.
+ALWAYS_ALLOWED_COMMANDS = (INTENT_MESSAGE_PREFIX + USER_INTENT_RESTART,)
 
 CREDENTIALS_EXAMPLE = """\
 lepton_components.channels.verified_telegram.VerifiedTelegramInput:
@@ -80,7 +93,8 @@ class VerifiedTelegramInput(TelegramInput):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedTelegramInput":
-        credentials = credentials or {}
+        credentials = dict(credentials or {})
+        allow_intent_commands = pop_allow_intent_commands("verified_telegram", credentials, CREDENTIALS_EXAMPLE)
         for key in REQUIRED_KEYS:
             if not credentials.get(key):
                 raise InvalidConfigException(
@@ -107,6 +121,7 @@ class VerifiedTelegramInput(TelegramInput):
             str(credentials["webhook_url"]),
             secret,
             api_url=str(credentials.get("api_url") or DEFAULT_API_URL),
+            allow_intent_commands=allow_intent_commands,
         )
 
     def __init__(
@@ -116,11 +131,13 @@ class VerifiedTelegramInput(TelegramInput):
         webhook_url: Text,
         secret_token: Text,
         api_url: Text = DEFAULT_API_URL,
+        allow_intent_commands: bool = False,
     ) -> None:
         # debug_mode=False: stock re-raises handler errors as 500s, which makes Telegram
         # redeliver the same update again and again.
         super().__init__(access_token, verify, webhook_url, debug_mode=False)
         self.api_url = api_url
+        self.allow_intent_commands = allow_intent_commands
         self._secret = secret_token.encode("utf-8")
 
     def get_output_channel(self) -> VerifiedTelegramOutput:
@@ -155,9 +172,16 @@ class VerifiedTelegramInput(TelegramInput):
         logger.info(f"Telegram webhook registered for {self.webhook_url} with a secret token.")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md).
-        on_new_message = intercept_link_commands(on_new_message)
         telegram_webhook = Blueprint("verified_telegram_webhook", __name__)
+        tracker_store = LoadedTrackerStore()
+        telegram_webhook.listener("before_server_start")(tracker_store.remember_app)
+        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md),
+        # and before `/` is stripped from commands that are not offered buttons.
+        on_new_message = intercept_link_commands(
+            guard_intent_commands(
+                on_new_message, tracker_store, self.allow_intent_commands, ALWAYS_ALLOWED_COMMANDS
+            )
+        )
         out_channel = self.get_output_channel()
 
         @telegram_webhook.listener("before_server_start")

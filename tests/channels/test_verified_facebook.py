@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any, Dict, Mapping, Text
+from typing import Any, Dict, List, Mapping, Text
 
 import pytest
 import rasa.shared.utils.common
@@ -13,7 +13,7 @@ import rasa.shared.utils.io
 from rasa.shared.exceptions import InvalidConfigException
 
 from lepton_components.channels.verified_facebook import CREDENTIALS_EXAMPLE, VerifiedFacebookInput, signature_is_valid
-from tests.channels.webhook_harness import PlatformStandIn, RecordingBot, get, post, serve_channel
+from tests.channels.webhook_harness import FORCED_INTENT, PlatformStandIn, RecordingBot, get, post, serve_channel
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -89,13 +89,40 @@ async def test_signed_message_reaches_the_bot_and_the_reply_reaches_the_sender()
     }
 
 
-@pytest.mark.asyncio
-async def test_signed_postback_arrives_as_its_payload() -> None:
+async def texts_received(*events: bytes, **overrides: Any) -> List[Text]:
+    """What the bot received for `events` delivered in order from one customer."""
     bot = RecordingBot()
     with PlatformStandIn(graph_answer) as graph:
-        async with serve_channel(channel_for(graph.url), bot) as url:
-            assert await deliver(url, POSTBACK_EVENT, {"X-Hub-Signature-256": sign(POSTBACK_EVENT)}) == 200
-    assert [(m.sender_id, m.text) for m in bot.messages] == [(PSID, "/affirm")]
+        channel = VerifiedFacebookInput.from_credentials(
+            {"verify": VERIFY_TOKEN, "secret": APP_SECRET, "page-access-token": PAGE_TOKEN, "api_url": graph.url,
+             **overrides}
+        )
+        async with serve_channel(channel, bot, agent=bot) as url:
+            for event in events:
+                assert await deliver(url, event, {"X-Hub-Signature-256": sign(event)}) == 200
+    return [message.text for message in bot.messages]
+
+
+def typed(text: Text) -> bytes:
+    return messenger_event({"message": {"mid": "m_typed", "text": text}})
+
+
+@pytest.mark.asyncio
+async def test_signed_postback_arrives_as_its_payload() -> None:
+    # The bot answers the first message with Yes/No buttons; the tap posts back "/affirm".
+    assert await texts_received(TEXT_EVENT, POSTBACK_EVENT) == ["where is my parcel?", "/affirm"]
+
+
+@pytest.mark.asyncio
+async def test_typed_intent_command_reaches_the_bot_as_text() -> None:
+    assert await texts_received(TEXT_EVENT, typed(FORCED_INTENT)) == [
+        "where is my parcel?", 'order_status{"order_number": "LP-000001"}'
+    ]
+
+
+@pytest.mark.asyncio
+async def test_allow_intent_commands_passes_typed_commands_unchanged() -> None:
+    assert await texts_received(typed(FORCED_INTENT), allow_intent_commands=True) == [FORCED_INTENT]
 
 
 @pytest.mark.asyncio

@@ -7,7 +7,7 @@ import hmac
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 from urllib.parse import urlencode
 
 import pytest
@@ -16,7 +16,15 @@ import rasa.shared.utils.io
 from rasa.shared.exceptions import InvalidConfigException
 
 from lepton_components.channels.verified_slack import CREDENTIALS_EXAMPLE, VerifiedSlackInput
-from tests.channels.webhook_harness import PlatformStandIn, RecordingBot, get, post, serve_channel, wait_until
+from tests.channels.webhook_harness import (
+    FORCED_INTENT,
+    PlatformStandIn,
+    RecordingBot,
+    get,
+    post,
+    serve_channel,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -106,15 +114,46 @@ async def test_signed_message_reaches_the_bot_and_the_reply_reaches_the_channel(
     ]}
 
 
-@pytest.mark.asyncio
-async def test_signed_button_click_arrives_as_its_value() -> None:
+def typed(text: Text) -> bytes:
+    """MESSAGE_EVENT with `text`, as the customer typed it."""
+    event = json.loads(MESSAGE_EVENT)
+    event["event"]["text"] = text
+    return json.dumps(event).encode("utf-8")
+
+
+async def texts_received(*bodies: bytes, **overrides: Any) -> List[Text]:
+    """What the bot received for the events (JSON) and clicks (form) delivered in order."""
     bot = RecordingBot()
     with PlatformStandIn(slack_answer) as slack:
-        async with serve_channel(channel_for(f"{slack.url}/api/"), bot) as url:
-            headers = {"Content-Type": "application/x-www-form-urlencoded", **signed(BUTTON_CLICK)}
-            assert (await post(f"{url}/webhook", BUTTON_CLICK, headers))[0] == 200
-            await wait_until(lambda: len(bot.messages) == 1)
-    assert [(m.sender_id, m.text) for m in bot.messages] == [(USER_ID, "/affirm")]
+        channel = VerifiedSlackInput.from_credentials(
+            {"slack_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET, "api_url": f"{slack.url}/api/",
+             **overrides}
+        )
+        async with serve_channel(channel, bot, agent=bot) as url:
+            for count, body in enumerate(bodies, start=1):
+                kind = "application/x-www-form-urlencoded" if body.startswith(b"payload=") else "application/json"
+                assert (await post(f"{url}/webhook", body, {"Content-Type": kind, **signed(body)}))[0] == 200
+                # Stock hands each message to a background task and answers at once.
+                await wait_until(lambda: bot.handled == count)
+    return [message.text for message in bot.messages]
+
+
+@pytest.mark.asyncio
+async def test_signed_button_click_arrives_as_its_value() -> None:
+    # The bot answers the first message with Yes/No buttons; the click sends "/affirm".
+    assert await texts_received(MESSAGE_EVENT, BUTTON_CLICK) == ["where is my parcel?", "/affirm"]
+
+
+@pytest.mark.asyncio
+async def test_typed_intent_command_reaches_the_bot_as_text() -> None:
+    assert await texts_received(MESSAGE_EVENT, typed(FORCED_INTENT)) == [
+        "where is my parcel?", 'order_status{"order_number": "LP-000001"}'
+    ]
+
+
+@pytest.mark.asyncio
+async def test_allow_intent_commands_passes_typed_commands_unchanged() -> None:
+    assert await texts_received(typed(FORCED_INTENT), allow_intent_commands=True) == [FORCED_INTENT]
 
 
 @pytest.mark.asyncio

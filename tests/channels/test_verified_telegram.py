@@ -3,7 +3,7 @@ and replies go to the configured Bot API server with the right chat id."""
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text
 
 import pytest
 import rasa.shared.utils.common
@@ -11,7 +11,7 @@ import rasa.shared.utils.io
 from rasa.shared.exceptions import InvalidConfigException, RasaException
 
 from lepton_components.channels.verified_telegram import CREDENTIALS_EXAMPLE, SECRET_HEADER, VerifiedTelegramInput
-from tests.channels.webhook_harness import PlatformStandIn, RecordingBot, get, post, serve_channel
+from tests.channels.webhook_harness import FORCED_INTENT, PlatformStandIn, RecordingBot, get, post, serve_channel
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -111,13 +111,58 @@ async def test_signed_update_reaches_the_bot_and_the_reply_reaches_the_chat() ->
     }
 
 
-@pytest.mark.asyncio
-async def test_button_tap_arrives_as_its_payload_from_the_chat() -> None:
+def typed(text: Text) -> Dict[Text, Any]:
+    """A private text message with `text`, as the customer typed it."""
+    return {**TEXT_UPDATE, "message": {**TEXT_UPDATE["message"], "text": text}}
+
+
+async def texts_received(*updates: Dict[Text, Any], **overrides: Any) -> List[Text]:
+    """What the bot received for `updates` delivered in order to one chat."""
     bot = RecordingBot()
     with PlatformStandIn(telegram_answer) as telegram:
-        async with serve_channel(VerifiedTelegramInput.from_credentials(credentials(telegram.url)), bot) as url:
-            assert await deliver(url, BUTTON_UPDATE, SECRET) == 200
-    assert [(m.sender_id, m.text) for m in bot.messages] == [("704412338", "/affirm")]
+        channel = VerifiedTelegramInput.from_credentials(credentials(telegram.url, **overrides))
+        async with serve_channel(channel, bot, agent=bot) as url:
+            for update in updates:
+                assert await deliver(url, update, SECRET) == 200
+    return [message.text for message in bot.messages]
+
+
+@pytest.mark.asyncio
+async def test_button_tap_arrives_as_its_payload_from_the_chat() -> None:
+    # The bot answers the first message with Yes/No buttons; the tap sends "/affirm".
+    assert await texts_received(TEXT_UPDATE, BUTTON_UPDATE) == ["where is my parcel?", "/affirm"]
+
+
+@pytest.mark.asyncio
+async def test_typed_intent_command_reaches_the_bot_as_text() -> None:
+    received = await texts_received(TEXT_UPDATE, typed(FORCED_INTENT), typed("/affirm"))
+    # Not a button of the bot's: forced intents and entities are read as text. "/affirm"
+    # typed after the bot's own buttons is their payload, so it still passes.
+    assert received == ["where is my parcel?", 'order_status{"order_number": "LP-000001"}', "/affirm"]
+
+
+@pytest.mark.asyncio
+async def test_forged_button_tap_for_a_button_never_offered_reaches_the_bot_as_text() -> None:
+    forged = {**BUTTON_UPDATE, "callback_query": {**BUTTON_UPDATE["callback_query"], "data": FORCED_INTENT}}
+    assert await texts_received(TEXT_UPDATE, forged) == [
+        "where is my parcel?", 'order_status{"order_number": "LP-000001"}'
+    ]
+
+
+@pytest.mark.asyncio
+async def test_restart_still_starts_the_conversation_over() -> None:
+    # Stock sends `/restart` then `/start`; only `/restart` is a command customers may send.
+    assert await texts_received(typed("/restart")) == ["/restart", "start"]
+
+
+@pytest.mark.asyncio
+async def test_allow_intent_commands_passes_typed_commands_unchanged() -> None:
+    assert await texts_received(typed(FORCED_INTENT), allow_intent_commands=True) == [FORCED_INTENT]
+
+
+def test_allow_intent_commands_must_be_a_boolean() -> None:
+    with pytest.raises(InvalidConfigException, match="`allow_intent_commands` must be true or false, got 'yes'"):
+        VerifiedTelegramInput.from_credentials(credentials("http://127.0.0.1:9", allow_intent_commands="yes"))
 
 
 @pytest.mark.asyncio

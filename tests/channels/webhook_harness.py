@@ -18,6 +18,8 @@ from sanic import Sanic
 
 TIMEOUT_S = 5.0
 BUTTONS = [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}]
+# What a customer could type to set an intent and an entity of their choosing.
+FORCED_INTENT = '/order_status{"order_number": "LP-000001"}'
 
 
 @dataclass
@@ -83,16 +85,38 @@ class PlatformStandIn:
 
 
 class RecordingBot:
-    """An `on_new_message` that records each message and replies with text, then with buttons."""
+    """An `on_new_message` that records each message and replies with text, then with buttons.
+
+    It keeps the conversation in a real tracker store, as Rasa's processor does, so it can
+    also stand in for the agent (`serve_channel(..., agent=bot)`): channels read the
+    buttons awaiting a reply from there.
+    """
 
     def __init__(self) -> None:
+        from rasa.core.tracker_store import InMemoryTrackerStore
+        from rasa.shared.core.domain import Domain
+
         self.messages: List[UserMessage] = []
+        # Messages fully handled: replies sent and the tracker saved.
+        self.handled = 0
+        self.tracker_store = InMemoryTrackerStore(Domain.empty())
+
+    def is_ready(self) -> bool:
+        return True
 
     async def __call__(self, message: UserMessage) -> None:
+        from rasa.shared.core.events import BotUttered, UserUttered
+
         self.messages.append(message)
         channel = message.output_channel
         await channel.send_text_message(message.sender_id, f"You said: {message.text}")
         await channel.send_text_with_buttons(message.sender_id, "Did that help?", [dict(b) for b in BUTTONS])
+        tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+        tracker.update(UserUttered(message.text))
+        tracker.update(BotUttered(f"You said: {message.text}"))
+        tracker.update(BotUttered("Did that help?", data={"buttons": [dict(b) for b in BUTTONS]}))
+        await self.tracker_store.save(tracker)
+        self.handled += 1
 
 
 @asynccontextmanager
