@@ -93,6 +93,9 @@ def diet_pipeline(epochs: int) -> List[Dict[str, Any]]:
     ]
 
 
+LEPTON_MODES = ("head_only", "lora", "full")
+
+
 def lepton_pipeline(mode: str, overrides: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [
         {"name": "WhitespaceTokenizer"},
@@ -108,8 +111,16 @@ def lepton_pipeline(mode: str, overrides: Dict[str, Any]) -> List[Dict[str, Any]
 def pipeline_for(system: str, args: argparse.Namespace) -> List[Dict[str, Any]]:
     if system == "diet":
         return diet_pipeline(args.diet_epochs)
-    overrides = json.loads(args.lepton_config) if args.lepton_config else {}
-    return lepton_pipeline(system, overrides)
+    return lepton_pipeline(system, lepton_overrides(system, args.lepton_config))
+
+
+def lepton_overrides(mode: str, lepton_config: Optional[str]) -> Dict[str, Any]:
+    """BertIntentClassifier keys for one training mode from ``--lepton-config``: a JSON object
+    of keys for every mode, or one keyed by mode (``{"lora": {"epochs": 5}}``)."""
+    overrides = json.loads(lepton_config) if lepton_config else {}
+    if set(overrides) & set(LEPTON_MODES):
+        return dict(overrides.get(mode, {}))
+    return overrides
 
 
 def system_label(system: str, args: argparse.Namespace) -> str:
@@ -315,7 +326,12 @@ def main() -> None:
     parser.add_argument("--setting", choices=["full", "10shot"], default="full")
     parser.add_argument("--systems", default="diet,head_only,lora,full", help="comma-separated: diet, head_only, lora, full")
     parser.add_argument("--diet-epochs", type=int, default=100)
-    parser.add_argument("--lepton-config", default=None, help='JSON of BertIntentClassifier keys, e.g. \'{"epochs": 5}\'')
+    parser.add_argument(
+        "--lepton-config",
+        default=None,
+        help='JSON of BertIntentClassifier keys for every mode, e.g. \'{"epochs": 5}\', '
+        'or keyed by mode, e.g. \'{"lora": {"epochs": 5}, "full": {"epochs": 3}}\'',
+    )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--quick", action="store_true", help="10-shot, DIET (20 epochs) and LoRA only: a few minutes")
     parser.add_argument("--out", type=Path, default=None)

@@ -44,3 +44,15 @@ def test_macro_f1_weights_every_intent_equally() -> None:
     assert macro_f1(gold, gold) == 1.0
     always_a = ["a"] * 10
     assert macro_f1(gold, always_a) == pytest.approx((2 * 0.8 / 1.8 + 0.0) / 2)
+
+
+def test_lepton_config_applies_to_every_mode_or_per_mode() -> None:
+    from benchmarks.banking77 import lepton_overrides
+
+    assert lepton_overrides("lora", '{"epochs": 5}') == {"epochs": 5}
+    assert lepton_overrides("full", '{"epochs": 5}') == {"epochs": 5}
+    per_mode = '{"lora": {"epochs": 5}, "head_only": {"epochs": 40}}'
+    assert lepton_overrides("lora", per_mode) == {"epochs": 5}
+    assert lepton_overrides("head_only", per_mode) == {"epochs": 40}
+    assert lepton_overrides("full", per_mode) == {}
+    assert lepton_overrides("lora", None) == {}

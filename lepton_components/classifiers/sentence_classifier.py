@@ -14,7 +14,7 @@ import torch
 
 from lepton_components.batching import sorted_batches
 from lepton_components.encoder_config import EncoderConfig
-from lepton_components.fine_tuning import stratified_holdout, train_with_early_stopping
+from lepton_components.fine_tuning import LoopResult, stratified_holdout, train_with_early_stopping
 from lepton_components.torch_encoder import mean_pool, pad_batch, trainable_parameters
 
 logger = logging.getLogger(__name__)
@@ -23,18 +23,28 @@ INFERENCE_BATCH_SIZE = 64
 
 
 class SentenceClassifier(torch.nn.Module):
-    """Mean-pooled encoder output followed by dropout and one linear layer."""
+    """Mean-pooled encoder output followed by dropout and one linear layer.
 
-    def __init__(self, encoder: torch.nn.Module, num_labels: int, dropout: float = 0.1) -> None:
+    ``normalize`` scales each sentence vector to unit length first: sentence encoders such
+    as all-MiniLM-L6-v2 are trained to compare sentences by cosine, so the direction carries
+    the meaning; on 10-shot BANKING77 it lifted head-only accuracy by about a point
+    (docs/benchmarks.md).
+    """
+
+    def __init__(
+        self, encoder: torch.nn.Module, num_labels: int, dropout: float = 0.1, normalize: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.normalize = normalize
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One vector per sentence."""
         output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return mean_pool(output.last_hidden_state, attention_mask)
+        pooled = mean_pool(output.last_hidden_state, attention_mask)
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Label logits from sentence vectors."""
@@ -94,11 +104,16 @@ def fine_tune(
     pad_token_id: int,
     device: torch.device,
     epochs: int,
+    head_warmup_epochs: int = 0,
 ) -> TrainingReport:
     """Trains ``model`` in place and restores the weights of its best held-out epoch.
 
     With ``training_mode: head_only`` the frozen encoder runs once over the data and only
     the head trains on the cached sentence vectors, which is orders of magnitude faster.
+    ``head_warmup_epochs`` first trains the head that way before the encoder trains too
+    (linear probing, then fine-tuning: Kumar et al., 2022): the encoder's first steps then
+    follow a sensible head instead of a random one, so fewer full epochs reach the same
+    accuracy. It costs one encoder pass over the data.
     """
     started = time.perf_counter()
     model.to(device)
@@ -111,30 +126,31 @@ def fine_tune(
     label_tensor = torch.tensor(labels, dtype=torch.long, device=device)
     head_only = config.training_mode == "head_only"
 
-    if head_only:
+    def train_loop(logits_for: Callable[[List[int]], torch.Tensor], train_encoder: bool, loop_epochs: int) -> LoopResult:
+        return train_with_early_stopping(
+            model,
+            head_parameters=list(model.head.parameters()),
+            encoder_parameters=trainable_parameters(model.encoder) if train_encoder else [],
+            train_indices=train_indices,
+            lengths=[len(ids) for ids in token_ids],
+            batch_loss=lambda batch: torch.nn.functional.cross_entropy(logits_for(batch), label_tensor[batch]),
+            evaluate=(lambda: _evaluate(model, logits_for, held_out, label_tensor)) if held_out else None,
+            config=config,
+            epochs=loop_epochs,
+            metric_name="val_acc",
+        )
+
+    if head_only or head_warmup_epochs > 0:
         cache = _cached_embeddings(model, token_ids, pad_token_id, device)
-
-        def logits_for(batch: List[int]) -> torch.Tensor:
-            return model.classify(cache[batch])
-
-    else:
+        result = train_loop(lambda batch: model.classify(cache[batch]), False, epochs if head_only else head_warmup_epochs)
+        del cache
+    if not head_only:
 
         def logits_for(batch: List[int]) -> torch.Tensor:
             input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_token_id, device)
             return model(input_ids, attention_mask)
 
-    result = train_with_early_stopping(
-        model,
-        head_parameters=list(model.head.parameters()),
-        encoder_parameters=[] if head_only else trainable_parameters(model.encoder),
-        train_indices=train_indices,
-        lengths=[len(ids) for ids in token_ids],
-        batch_loss=lambda batch: torch.nn.functional.cross_entropy(logits_for(batch), label_tensor[batch]),
-        evaluate=(lambda: _evaluate(model, logits_for, held_out, label_tensor)) if held_out else None,
-        config=config,
-        epochs=epochs,
-        metric_name="val_acc",
-    )
+        result = train_loop(logits_for, True, epochs)
     return TrainingReport(
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,

@@ -201,6 +201,66 @@ def test_training_modes(create_component, tiny_config, toy_intents, tiny_bert_pa
     )
 
 
+def test_head_warmup_trains_the_head_before_the_encoder(tiny_bert_path, tiny_config, toy_intents) -> None:
+    import torch
+
+    from lepton_components import torch_encoder
+    from lepton_components.classifiers.sentence_classifier import SentenceClassifier, fine_tune
+    from lepton_components.encoder_config import EncoderConfig
+
+    settings = EncoderConfig.from_component_config("test", {**BertIntentClassifier.get_default_config(), **tiny_config})
+    tokenizer = torch_encoder.load_tokenizer(tiny_bert_path)
+    texts = [t for examples in toy_intents.values() for t in examples]
+    labels = [i for i, examples in enumerate(toy_intents.values()) for _ in examples]
+
+    def train_head_only_for(warmup_epochs: int) -> float:
+        """Training loss after the warm-up and one epoch in which nothing but the head trains."""
+        torch_encoder.seed_everything(7)
+        encoder = torch_encoder.prepare_for_training(torch_encoder.load_encoder(tiny_bert_path), settings)
+        model = SentenceClassifier(encoder, 3)
+        for parameter in torch_encoder.trainable_parameters(model.encoder):
+            parameter.requires_grad_(False)
+        report = fine_tune(model, tokenizer(texts)["input_ids"], labels, settings, tokenizer.pad_token_id,
+                           torch.device("cpu"), 1, head_warmup_epochs=warmup_epochs)
+        return report.final_training_loss
+
+    # After 20 warm-up epochs the first joint epoch starts from a fitted head.
+    assert train_head_only_for(20) < 0.75 * train_head_only_for(0)
+
+
+def test_head_warmup_then_lora_learns_the_intents(create_component, tiny_config, toy_intents) -> None:
+    component = create_component(BertIntentClassifier, {**tiny_config, "head_warmup_epochs": 10})
+    component.train(build_training_data(toy_intents))
+    texts = [text for examples in toy_intents.values() for text in examples]
+    expected = [intent for intent, examples in toy_intents.items() for _ in examples]
+    predicted = [m.get("intent")["name"] for m in _parse(component, texts)]
+    assert np.mean([p == e for p, e in zip(predicted, expected)]) >= 0.9
+
+
+def test_normalised_sentence_vectors_are_unit_length(create_component, tiny_config, toy_intents) -> None:
+    import torch
+
+    from lepton_components.torch_encoder import pad_batch
+
+    component = create_component(BertIntentClassifier, {**tiny_config, "normalize_embeddings": True, "epochs": 2})
+    component.train(build_training_data(toy_intents))
+    input_ids, mask = pad_batch(component._tokenize(TEXTS), component.tokenizer.pad_token_id, torch.device("cpu"))
+    with torch.inference_mode():
+        norms = component.model.embed(input_ids, mask).norm(dim=-1)
+    np.testing.assert_allclose(norms.numpy(), 1.0, atol=1e-5)
+
+
+def test_archive_serves_as_trained_whatever_normalisation_config_says(
+    create_component, load_component, tiny_config, toy_intents
+) -> None:
+    config = {**tiny_config, "normalize_embeddings": True, "epochs": 2}
+    component = create_component(BertIntentClassifier, config)
+    component.train(build_training_data(toy_intents))
+    loaded = load_component(BertIntentClassifier, {**config, "normalize_embeddings": False})
+    assert loaded.model.normalize is True
+    np.testing.assert_allclose(_confidences(_parse(loaded, TEXTS)), _confidences(_parse(component, TEXTS)), atol=1e-5)
+
+
 def test_early_stopping_holds_out_examples(create_component, tiny_config, toy_intents) -> None:
     component = create_component(
         BertIntentClassifier, {**tiny_config, "validation_fraction": 0.25, "early_stopping_patience": 1, "epochs": 30}
@@ -252,6 +312,8 @@ def test_finetuning_continues_from_trained_weights(trained, load_component, tiny
         ({"device": "tpu"}, "`device` must be one of 'auto', 'cpu', 'cuda', got 'tpu'"),
         ({"inference_quantization": "int4"}, "`inference_quantization` must be one of 'none', 'int8', got 'int4'"),
         ({"inference_backend": "tensorrt"}, "`inference_backend` must be one of 'torch', 'onnxruntime', got 'tensorrt'"),
+        ({"head_warmup_epochs": -1}, "`head_warmup_epochs` must be an integer >= 0, got -1"),
+        ({"normalize_embeddings": "yes"}, "`normalize_embeddings` must be one of True, False, got 'yes'"),
     ],
 )
 def test_bad_config_is_refused_with_the_fix(create_component, tiny_config, override, message) -> None:
