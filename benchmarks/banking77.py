@@ -400,11 +400,9 @@ def main() -> None:
             model_path = trained.pop("model_path")
             evaluate = ["--_evaluate", model_path, "--setting", args.setting, *shared_arguments(args)]
             rows = [{"system": system_label(system, args), "key": system, **trained, **run_child(evaluate)}]
-            if system == "diet":
-                variants = [variant for variant in args.diet_serving.split(",") if variant]
-            else:
-                variants = [variant for variant in args.serving.split(",") if variant]
-            for variant in variants:
+            # DIET is served differently through its process's environment, ours through config.
+            variants = args.diet_serving if system == "diet" else args.serving
+            for variant in (variant for variant in variants.split(",") if variant):
                 if system == "diet":
                     scored = run_child(evaluate, DIET_SERVING_VARIANTS[variant])
                 else:

@@ -20,8 +20,6 @@ from benchmarks.banking77 import DATA, load_examples, split
 
 
 def tune(setting: str, overrides: Dict[str, Any], data: Path) -> Dict[str, Any]:
-    import torch
-
     from lepton_components import backbone, torch_encoder
     from lepton_components.classifiers.bert_intent_classifier import BertIntentClassifier
     from lepton_components.classifiers.sentence_classifier import (

@@ -7,9 +7,9 @@ not. So a message starting with `/` reaches the bot unchanged only when it is th
 of a button of the bot's latest message (read back from the tracker, so every replica
 decides alike); otherwise its leading slashes are dropped and NLU reads it as text.
 
-Every Lepton channel (REST, web chat, Telegram, Messenger, Slack) wraps its
-`on_new_message` with `guard_intent_commands` *inside* `intercept_link_commands`, so `/link`
-still reaches the identity commands first. `allow_intent_commands: true` in a channel's
+The REST, Telegram, Messenger and Slack channels wrap their `on_new_message` with
+`guard_customer_commands`: `guard_intent_commands` *inside* `intercept_link_commands`, so
+`/link` still reaches the identity commands first (the web chat strips typed commands itself). `allow_intent_commands: true` in a channel's
 credentials turns the guard off for trusted clients.
 """
 
@@ -23,6 +23,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from sanic import Sanic
 
 from lepton_components.channels.numbered_choices import Button, buttons_awaiting_reply
+from lepton_components.identity.link_commands import intercept_link_commands
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,9 @@ def without_command_prefix(text: Text) -> Text:
     return stripped
 
 
-def permitted_text(text: Text, offered: Iterable[Button], always_allowed: Collection[Text] = ()) -> Text:
-    """`text` itself if it is plain text, an offered button's payload or one of the
-    `always_allowed` commands (exactly, so no entities ride along); else without slashes."""
+def permitted_text(text: Text, offered: Iterable[Button]) -> Text:
+    """`text` itself if it is plain text or an offered button's payload, else without slashes."""
     if not is_intent_command(text):
-        return text
-    if text.strip() in always_allowed:
         return text
     if any(button.get("payload") == text.strip() for button in offered):
         return text
@@ -115,3 +113,19 @@ def guard_intent_commands(
         return await on_new_message(message)
 
     return handle
+
+
+def guard_customer_commands(
+    on_new_message: OnNewMessage,
+    tracker_store: TrackerStoreLookup,
+    allow_intent_commands: bool,
+    always_allowed: Collection[Text] = (),
+) -> OnNewMessage:
+    """`on_new_message` behind both guards every public channel needs, in the one right order.
+
+    `/link` and `/unlink` are answered first (docs/identity.md), before `/` is stripped from
+    commands that are not offered buttons (`guard_intent_commands`).
+    """
+    return intercept_link_commands(
+        guard_intent_commands(on_new_message, tracker_store, allow_intent_commands, always_allowed)
+    )

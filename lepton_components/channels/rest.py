@@ -44,10 +44,9 @@ from sanic.response import HTTPResponse
 
 from lepton_components.channels.intent_commands import (
     LoadedTrackerStore,
-    guard_intent_commands,
+    guard_customer_commands,
     pop_allow_intent_commands,
 )
-from lepton_components.identity.link_commands import intercept_link_commands
 from lepton_components.server.failures import agent_ready, error_response, failure_response, no_model_response
 from lepton_components.server.extensions import install_server_extensions
 from lepton_components.server.strict_mode import ensure_strict_agent
@@ -93,11 +92,7 @@ class LeptonRestInput(RestInput):
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
         tracker_store = LoadedTrackerStore()
         webhook.listener("before_server_start")(tracker_store.remember_app)
-        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md),
-        # and before `/` is stripped from commands that are not offered buttons.
-        on_new_message = intercept_link_commands(
-            guard_intent_commands(on_new_message, tracker_store, allow=self.allow_intent_commands)
-        )
+        on_new_message = guard_customer_commands(on_new_message, tracker_store, self.allow_intent_commands)
         # Runs before Rasa loads the agent and before any request is accepted.
         webhook.listener("before_server_start")(install_server_extensions)
 

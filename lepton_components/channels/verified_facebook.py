@@ -39,11 +39,10 @@ from sanic.response import HTTPResponse
 
 from lepton_components.channels.intent_commands import (
     LoadedTrackerStore,
-    guard_intent_commands,
+    guard_customer_commands,
     pop_allow_intent_commands,
 )
 from lepton_components.channels.numbered_choices import buttons_awaiting_reply, chosen_button, numbered_text
-from lepton_components.identity.link_commands import intercept_link_commands
 
 logger = logging.getLogger(__name__)
 
@@ -190,12 +189,8 @@ class VerifiedFacebookInput(FacebookInput):
         fb_webhook = Blueprint("verified_facebook_webhook", __name__)
         tracker_store = LoadedTrackerStore()
         fb_webhook.listener("before_server_start")(tracker_store.remember_app)
-        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md),
-        # and before `/` is stripped from commands that are not offered buttons (a tapped
-        # numbered choice has become its button's payload by then).
-        on_new_message = intercept_link_commands(
-            guard_intent_commands(on_new_message, tracker_store, self.allow_intent_commands)
-        )
+        # A tapped numbered choice has become its button's payload before the guards run.
+        on_new_message = guard_customer_commands(on_new_message, tracker_store, self.allow_intent_commands)
 
         @fb_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

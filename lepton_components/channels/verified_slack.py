@@ -36,10 +36,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from lepton_components.channels.intent_commands import (
     LoadedTrackerStore,
-    guard_intent_commands,
+    guard_customer_commands,
     pop_allow_intent_commands,
 )
-from lepton_components.identity.link_commands import intercept_link_commands
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +85,8 @@ class VerifiedSlackInput(SlackInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         tracker_store = LoadedTrackerStore()
-        # `!link` and `!unlink` are answered before the bot sees them (docs/identity.md),
-        # and before `/` is stripped from commands that are not offered buttons.
-        guarded = intercept_link_commands(
-            guard_intent_commands(on_new_message, tracker_store, self.allow_intent_commands)
-        )
+        # On Slack the link commands are `!link` and `!unlink` (docs/identity.md).
+        guarded = guard_customer_commands(on_new_message, tracker_store, self.allow_intent_commands)
         # Renamed so that this channel and stock `slack` can be served side by side.
         slack_webhook = super().blueprint(guarded).copy("verified_slack_webhook")
         slack_webhook.listener("before_server_start")(tracker_store.remember_app)

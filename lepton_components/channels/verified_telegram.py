@@ -45,10 +45,9 @@ from sanic.response import HTTPResponse
 
 from lepton_components.channels.intent_commands import (
     LoadedTrackerStore,
-    guard_intent_commands,
+    guard_customer_commands,
     pop_allow_intent_commands,
 )
-from lepton_components.identity.link_commands import intercept_link_commands
 
 logger = logging.getLogger(__name__)
 
@@ -175,12 +174,8 @@ class VerifiedTelegramInput(TelegramInput):
         telegram_webhook = Blueprint("verified_telegram_webhook", __name__)
         tracker_store = LoadedTrackerStore()
         telegram_webhook.listener("before_server_start")(tracker_store.remember_app)
-        # `/link` and `/unlink` are answered before the bot sees them (docs/identity.md),
-        # and before `/` is stripped from commands that are not offered buttons.
-        on_new_message = intercept_link_commands(
-            guard_intent_commands(
-                on_new_message, tracker_store, self.allow_intent_commands, ALWAYS_ALLOWED_COMMANDS
-            )
+        on_new_message = guard_customer_commands(
+            on_new_message, tracker_store, self.allow_intent_commands, ALWAYS_ALLOWED_COMMANDS
         )
         out_channel = self.get_output_channel()
 
