@@ -13,27 +13,33 @@ export TRANSFORMERS_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-# Secret for the knowledge-base admin routes (bot/credentials.yml). Generated once into
-# .lepton-admin-token unless LEPTON_ADMIN_TOKEN is already set in the environment.
-ADMIN_TOKEN_FILE := .lepton-admin-token
-LEPTON_ADMIN_TOKEN ?= $(shell test -s $(ADMIN_TOKEN_FILE) || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(ADMIN_TOKEN_FILE); cat $(ADMIN_TOKEN_FILE))
-export LEPTON_ADMIN_TOKEN
-
-# Token for Rasa's HTTP API (`?token=`), generated the same way into .lepton-api-token.
-# Only `make serve` gets it: the server refuses to start its API without one (docs/hardening.md).
-API_TOKEN_FILE := .lepton-api-token
-LEPTON_API_TOKEN ?= $(shell test -s $(API_TOKEN_FILE) || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(API_TOKEN_FILE); cat $(API_TOKEN_FILE))
+# Secrets, each generated once into a file only its owner can read (mode 0600) unless the
+# variable is already set in the environment:
+# - LEPTON_ADMIN_TOKEN: the knowledge-base admin routes (bot/credentials.yml);
+# - LEPTON_REST_TOKEN: the REST channel, for the website backend that relays customers'
+#   messages (`Authorization: Bearer ...`, bot/credentials.yml);
+# - LEPTON_WEB_CHAT_SECRET: signs the web chat's sessions (bot/credentials.yml); every
+#   replica needs the same one;
+# - LEPTON_API_TOKEN: Rasa's HTTP API; only `make serve` enables the API, and the server
+#   refuses to start it without a token (docs/hardening.md).
+secret = $(shell test -s $(1) || (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(1)); chmod 600 $(1); cat $(1))
+LEPTON_ADMIN_TOKEN ?= $(call secret,.lepton-admin-token)
+LEPTON_REST_TOKEN ?= $(call secret,.lepton-rest-token)
+LEPTON_WEB_CHAT_SECRET ?= $(call secret,.lepton-web-chat-secret)
+LEPTON_API_TOKEN ?= $(call secret,.lepton-api-token)
+export LEPTON_ADMIN_TOKEN LEPTON_REST_TOKEN LEPTON_WEB_CHAT_SECRET
 
 .PHONY: bench bench-quick browser faq-reload faq-eval run serve train install test test-fast validate rasa-test screenshot shell-nlu constraints clean
 
 ## run: install, train when data or config changed, then chat in `rasa shell`
+# The shell talks to its own server through Rasa's open REST channel: loopback only.
 run: train
-	$(BIN)/rasa shell $(RASA_RUNTIME)
+	$(BIN)/rasa shell $(RASA_RUNTIME) --interface 127.0.0.1
 
 ## serve: install, train when needed, then serve HTTP (REST channel and API, token in .lepton-api-token) on $(PORT)
+serve: export LEPTON_API_TOKEN := $(LEPTON_API_TOKEN)
 serve: train
-	LEPTON_API_TOKEN="$(LEPTON_API_TOKEN)" $(BIN)/rasa run $(RASA_RUNTIME) --port $(PORT) \
-	  --enable-api --auth-token "$(LEPTON_API_TOKEN)"
+	$(BIN)/rasa run $(RASA_RUNTIME) --port $(PORT) --enable-api
 
 ## shell-nlu: show intent ranking and entities for typed messages
 shell-nlu: train
@@ -79,11 +85,18 @@ test: install browser
 test-fast: install browser
 	$(BIN)/python -m pytest -m "not slow"
 
-## browser: Debian's Chromium for the web chat tests (Playwright drives it; it downloads no browser)
+## browser: Debian's Chromium for the web chat tests (Playwright drives it; it downloads no browser); fails without one
 browser:
-	@command -v chromium >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
-	  && { apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; } \
-	  || echo "Chromium is missing: install Debian's chromium package (the browser tests skip without it)."; }
+	@if [ -n "$$LEPTON_CHROMIUM" ]; then \
+	  test -x "$$LEPTON_CHROMIUM" || { echo "LEPTON_CHROMIUM=$$LEPTON_CHROMIUM is not an executable file." >&2; exit 1; }; \
+	elif ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+	  { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+	    && { apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; } \
+	    && command -v chromium >/dev/null; } \
+	  || { echo "Chromium is missing and could not be installed; the browser tests need it. Run \`make browser\`" \
+	    "as root on Debian (it runs \`apt-get install chromium\`), or set LEPTON_CHROMIUM to a Chromium binary." >&2; \
+	    exit 1; }; \
+	fi
 
 ## screenshot: the web chat screenshot in README.md, taken by the browser test against `rasa run`
 screenshot: install browser

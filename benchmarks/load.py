@@ -33,6 +33,9 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# The replicas' REST channel credential (bot/credentials.yml reads LEPTON_REST_TOKEN).
+REST_TOKEN = os.environ.get("LEPTON_REST_TOKEN") or uuid.uuid4().hex * 2
+REST_AUTH = {"Authorization": f"Bearer {REST_TOKEN}"}
 # One customer's side of a support chat: greeting, an order lookup through the form,
 # knowledge-base questions, small talk. Cycled to the requested number of messages.
 SCRIPT = [
@@ -83,7 +86,8 @@ def _start_replica(model: Path, endpoints: Path, folder: Path, stack: ExitStack)
     stack.callback(log.close)
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                    "RASA_TELEMETRY_ENABLED": "false",
-                   "LEPTON_ADMIN_TOKEN": os.environ.get("LEPTON_ADMIN_TOKEN") or uuid.uuid4().hex}
+                   "LEPTON_ADMIN_TOKEN": os.environ.get("LEPTON_ADMIN_TOKEN") or uuid.uuid4().hex,
+                   "LEPTON_REST_TOKEN": REST_TOKEN}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "rasa"), "run", "--model", str(model), "--endpoints", str(endpoints),
          "--credentials", str(REPO / "bot" / "credentials.yml"), "--port", str(port), "--interface", "127.0.0.1"],
@@ -133,7 +137,9 @@ async def _run_load(urls: List[Text], conversations: int, messages: int) -> Dict
             url = urls[next(counter) % len(urls)]
             started = time.perf_counter()
             try:
-                async with http.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}) as reply:
+                async with http.post(
+                    f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=REST_AUTH
+                ) as reply:
                     body = await reply.json(content_type=None)
                     if reply.status != 200 or not any(m.get("text") for m in body or []):
                         errors.append(f"{reply.status}: {str(body)[:120]}")

@@ -10,6 +10,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Sets LEPTON_REST_TOKEN for the session, before any test starts a server.
+import tests.rest_client  # noqa: E402,F401
+
+# Servers started by tests (bot/credentials.yml) sign web chat sessions with this.
+os.environ.setdefault("LEPTON_WEB_CHAT_SECRET", "test-web-chat-secret-0123456789abcdef")
+
 TINY_VOCABULARY = (
     "hello hi hey good morning evening bye goodbye see you later thanks thank "
     "where is my order package parcel refund money back return item cancel stop "

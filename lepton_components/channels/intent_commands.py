@@ -24,6 +24,7 @@ from sanic import Sanic
 
 from lepton_components.channels.numbered_choices import Button, buttons_awaiting_reply
 from lepton_components.identity.link_commands import intercept_link_commands
+from lepton_components.identity.link_notice import remember_served_app
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,15 @@ def is_intent_command(text: Optional[Text]) -> bool:
 
 
 def without_command_prefix(text: Text) -> Text:
-    """`text` without the leading slashes, even when spaces separate them (`/ /greet`)."""
-    stripped = text.strip()
-    while stripped.startswith(INTENT_MESSAGE_PREFIX):
-        stripped = stripped[len(INTENT_MESSAGE_PREFIX):].strip()
-    return stripped
+    """`text` without the leading slashes, even when spaces separate them (`/ /greet`).
+
+    One pass over the prefix and one slice: stripping a slash at a time copies the rest
+    of the text each time, which is quadratic in a text of many slashes.
+    """
+    position, end = 0, len(text)
+    while position < end and (text[position].isspace() or text.startswith(INTENT_MESSAGE_PREFIX, position)):
+        position += 1
+    return text[position:].strip()
 
 
 def permitted_text(text: Text, offered: Iterable[Button]) -> Text:
@@ -77,6 +82,8 @@ class LoadedTrackerStore:
 
     async def remember_app(self, app: Sanic, _loop: Any) -> None:
         self._app = app
+        # Link notices reach the issuer through the app's channels (identity/link_notice.py).
+        remember_served_app(app)
 
     def __call__(self) -> Optional[TrackerStore]:
         agent = getattr(self._app.ctx, "agent", None) if self._app is not None else None

@@ -76,6 +76,11 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
             # Word pieces shared by consecutive windows when a message is longer than
             # `max_length`; at most half of `max_length`.
             "window_overlap": 16,
+            # Windows read per message at prediction time; the rest of a longer message is
+            # not searched for entities. Caps the work one message can cause (at 1 MiB of
+            # text, windowing made about 5,000 encoder passes). 8 windows of 64 pieces cover
+            # about 2,000 characters, the channels' message limit.
+            "max_windows": 8,
             # "skip": drop a predicted entity whose characters overlap an entity an
             # earlier pipeline component already found (earlier extractors win);
             # "keep": add it anyway, so both appear in `entities`.
@@ -118,6 +123,9 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         config_validation.check_number(
             name, "window_overlap", config["window_overlap"], 0, settings.max_length // 2,
             integer=True, example=settings.max_length // 4,
+        )
+        config_validation.check_number(
+            name, "max_windows", config["max_windows"], 1, 10_000, integer=True, example=8
         )
         config_validation.check_choice(name, "overlapping_entities", config["overlapping_entities"], ("skip", "keep"))
         return settings
@@ -275,8 +283,11 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         self.model = TokenTagger(encoder, self.scheme.num_tags, self.component_config["head_dropout"])
         self.model.to(self._device)
 
-    def _windows(self, texts: List[Text]) -> List[_Window]:
-        """Overlapping windows of at most ``max_length`` pieces (the tokenizer's overflow)."""
+    def _windows(self, texts: List[Text], max_windows: Optional[int] = None) -> List[_Window]:
+        """Overlapping windows of at most ``max_length`` pieces (the tokenizer's overflow).
+
+        With `max_windows`, only the first that many windows of each message.
+        """
         encoding = self.tokenizer(
             texts,
             truncation=True,
@@ -286,13 +297,17 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
             return_offsets_mapping=True,
             return_special_tokens_mask=True,
         )
-        windows = []
+        windows: List[_Window] = []
+        per_message: Dict[int, int] = {}
         for message, input_ids, offsets, special in zip(
             encoding["overflow_to_sample_mapping"],
             encoding["input_ids"],
             encoding["offset_mapping"],
             encoding["special_tokens_mask"],
         ):
+            per_message[message] = per_message.get(message, 0) + 1
+            if max_windows is not None and per_message[message] > max_windows:
+                continue
             spans = [
                 None if is_special or start >= end else (start, end)
                 for (start, end), is_special in zip(offsets, special)
@@ -312,7 +327,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         if not with_text:
             return messages
         texts = [message.get(TEXT) for message in with_text]
-        windows = self._windows(texts)
+        windows = self._windows(texts, self.component_config["max_windows"])
         probabilities = predict_tag_probabilities(
             self.model, [window.input_ids for window in windows], self.tokenizer.pad_token_id, self._device
         )

@@ -37,9 +37,7 @@ class IdentityConfig:
     link_ttl_days: float = 30.0
     # Wrong codes one conversation may send per window before it is locked out.
     max_failed_codes_per_conversation: int = 5
-    # Wrong codes all conversations together may send per window (guessers open many).
-    max_failed_codes_total: int = 100
-    # The window both caps count in, and the lock-out's length.
+    # The window the cap counts in, and the lock-out's length.
     failed_code_window_minutes: float = 15.0
 
     @classmethod
@@ -70,7 +68,6 @@ class IdentityConfig:
             ("code_ttl_minutes", False),
             ("link_ttl_days", False),
             ("max_failed_codes_per_conversation", True),
-            ("max_failed_codes_total", True),
             ("failed_code_window_minutes", False),
         ):
             value = getattr(self, key)
@@ -88,6 +85,5 @@ class IdentityConfig:
             code_ttl_s=self.code_ttl_minutes * 60,
             link_ttl_s=self.link_ttl_days * 24 * 3600,
             max_failures_per_sender=self.max_failed_codes_per_conversation,
-            max_failures_total=self.max_failed_codes_total,
             failure_window_s=self.failed_code_window_minutes * 60,
         )

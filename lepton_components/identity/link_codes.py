@@ -1,10 +1,12 @@
 """One-time link codes: generation, normalisation and the hash that is stored instead.
 
-A code is 8 characters of Crockford's base32 alphabet (40 bits, about 1.1e12 values),
-shown as `K7QM-2XPA`. Short enough to type on a phone, and, together with the registry's
-limits (a few minutes of life, one use, a cap on wrong guesses per conversation and in
-total), far out of reach of guessing: with 1,000 live codes and 100 wrong guesses allowed
-per window, one window succeeds with probability about 1e-7.
+A code is 12 characters of Crockford's base32 alphabet (60 bits, about 1.2e18 values),
+shown as `K7QM-2XPA-9ZT3`. Still short enough to type on a phone, and out of reach of
+guessing without any global cap (which would let a guesser lock everybody out): a code
+lives a few minutes and works once, and each conversation may send only a few wrong codes
+per window. A guesser who opens new conversations as fast as the server answers, say
+1,000 codes a second for the whole 5 minutes a code lives, against 10,000 live codes,
+succeeds with probability 3e5 * 1e4 / 1.2e18, about 3e-9.
 
 Crockford's alphabet has no I, L, O or U, and reading treats O as 0 and I/L as 1, so the
 letters people confuse are accepted. Only a SHA-256 digest of the normalised code is ever
@@ -16,7 +18,8 @@ import secrets
 from typing import Optional, Text
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LENGTH = 8
+CODE_LENGTH = 12
+GROUP_LENGTH = 4
 # Characters people type for another one of the alphabet.
 _LOOK_ALIKES = {"O": "0", "I": "1", "L": "1"}
 _SEPARATORS = " -_."
@@ -28,9 +31,8 @@ def new_code() -> Text:
 
 
 def display_code(code: Text) -> Text:
-    """`K7QM2XPA` -> `K7QM-2XPA`, the form shown to the customer."""
-    half = CODE_LENGTH // 2
-    return f"{code[:half]}-{code[half:]}"
+    """`K7QM2XPA9ZT3` -> `K7QM-2XPA-9ZT3`, the form shown to the customer."""
+    return "-".join(code[start:start + GROUP_LENGTH] for start in range(0, len(code), GROUP_LENGTH))
 
 
 def normalise_code(typed: Text) -> Optional[Text]:
@@ -38,6 +40,8 @@ def normalise_code(typed: Text) -> Optional[Text]:
 
     Case, separators and look-alike letters are forgiven; anything else makes it invalid.
     """
+    if len(typed) > 4 * CODE_LENGTH:  # no more than separators between the characters
+        return None
     characters = [_LOOK_ALIKES.get(c, c) for c in typed.upper() if c not in _SEPARATORS]
     code = "".join(characters)
     if len(code) != CODE_LENGTH or any(c not in ALPHABET for c in code):

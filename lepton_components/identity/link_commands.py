@@ -13,6 +13,11 @@ NLU, a tracker, the event broker or a log. Channels call one of:
 Both do nothing (None / pass through) unless the server runs `LinkedTrackerStore`.
 `!link` / `!unlink` work too, for Slack, whose client keeps "/" for its own commands.
 Telegram's `/link@botname` form (group chats) is understood.
+
+Linking hands over a conversation's details, so it works only on channels that prove
+who is writing (`VERIFIED_CHANNELS`); the issuer is told at once when its code is used
+(`link_notice.py`); channel names in replies come from a fixed list, never from a
+client; and a text longer than any command is never matched, so the scan stays short.
 """
 
 import logging
@@ -23,23 +28,23 @@ from typing import Any, Awaitable, Callable, Optional, Text
 from rasa.core.channels.channel import UserMessage
 
 from lepton_components.identity.link_codes import display_code
+from lepton_components.identity.link_notice import notice_text, notify_issuer
 from lepton_components.identity.link_registry import ClaimStatus
 from lepton_components.identity.linked_tracker_store import LinkedTrackerStore, active_linked_store
 
 logger = logging.getLogger(__name__)
 
-_COMMAND = re.compile(r"^\s*[/!](link|unlink)(?:@\w+)?(?:\s+(.*?))?\s*$", re.IGNORECASE | re.DOTALL)
+_COMMAND = re.compile(r"[/!](link|unlink)(?:@\w+)?(?:\s+(.*\S))?", re.IGNORECASE | re.DOTALL)
+# `/link@a_32_character_bot_username K7QM-2XPA-9ZT3` and some spaces; longer is a message.
+MAX_COMMAND_LENGTH = 80
 
-# How replies name the customer's other conversation.
-CHANNEL_NAMES = {
+# Channels whose sender ids are proven: the platform's signature, the server-issued web
+# chat session, the REST channel's credential. With each, how replies name it.
+VERIFIED_CHANNELS = {
     "verified_telegram": "Telegram",
-    "telegram": "Telegram",
     "verified_facebook": "Messenger",
-    "facebook": "Messenger",
     "verified_slack": "Slack",
-    "slack": "Slack",
     "rest": "the website",
-    "socketio": "the website",
     "web_chat": "the website chat",
 }
 
@@ -54,14 +59,22 @@ class LinkCommand:
 
 def parse_link_command(text: Optional[Text]) -> Optional[LinkCommand]:
     """The command in `text`, or None when it is an ordinary message."""
-    match = _COMMAND.match(text or "")
+    stripped = (text or "").strip()
+    match = _COMMAND.fullmatch(stripped) if len(stripped) <= MAX_COMMAND_LENGTH else None
     if match is None:
         return None
     return LinkCommand(unlink=match.group(1).lower() == "unlink", code=match.group(2) or None)
 
 
 def channel_name(channel: Optional[Text]) -> Text:
-    return CHANNEL_NAMES.get(channel or "", channel or "another channel")
+    """How a reply names `channel`: from the fixed list, never the raw name a client sent."""
+    return VERIFIED_CHANNELS.get(channel or "", "another channel")
+
+
+UNVERIFIED = (
+    "Linking isn't available here, because this channel can't prove who is writing. "
+    "Use our website chat, Telegram, Messenger or Slack instead."
+)
 
 
 class LinkCommandHandler:
@@ -75,6 +88,9 @@ class LinkCommandHandler:
         command = parse_link_command(text)
         if command is None:
             return None
+        if channel not in VERIFIED_CHANNELS:
+            logger.warning(f"Link command refused on the unverified channel '{channel_name(channel)}'.")
+            return UNVERIFIED
         if command.unlink:
             return self._unlink(sender_id, channel)
         if command.code is None:
@@ -117,6 +133,7 @@ class LinkCommandHandler:
             await self.store.shared_values_of(sender_id),
         )
         logger.info(f"Linked a conversation on '{channel}' with one on '{issuer_channel}'.")
+        await notify_issuer(self.store, issuer, issuer_channel, notice_text(channel_name(channel)))
         return (
             f"Done: this chat is now linked with your conversation on {channel_name(issuer_channel)}, "
             "so details like your order number carry over between them. Send /unlink to stop."

@@ -10,7 +10,9 @@ Tables (prefix `lepton_identity_`):
 * `codes`: SHA-256 digest of each live code (never the code), who asked for it, expiry.
   One live code per conversation; redeeming deletes it in the same transaction that
   checks it, so two replicas cannot both redeem it.
-* `failures`: wrong codes per conversation, for the lock-out that stops guessing.
+* `failures`: wrong codes per conversation, for the lock-out that slows guessing. There
+  is deliberately no cap across all conversations: anyone could use it to lock every
+  customer out; the codes' entropy (`link_codes.py`) is what makes guessing hopeless.
 * `members`: conversation id -> link group, with its own expiry and a delivered version: the
   last shared-state version already delivered to that conversation.
 * `state`: one row per (group, key) holding the latest shared value, the conversation
@@ -87,7 +89,6 @@ class LinkLimits:
     code_ttl_s: float = 300.0
     link_ttl_s: float = 30 * 24 * 3600.0
     max_failures_per_sender: int = 5
-    max_failures_total: int = 100
     failure_window_s: float = 900.0
 
 
@@ -204,12 +205,7 @@ class LinkRegistry:
         mine = connection.execute(
             sa.select(sa.func.count()).where(recent, failures_table.c.sender_id == sender_id)
         ).scalar_one()
-        if mine >= self.limits.max_failures_per_sender:
-            return True
-        # Guessers can open any number of conversations (REST takes any sender id), so
-        # wrong codes are capped across all of them too.
-        total = connection.execute(sa.select(sa.func.count()).where(recent)).scalar_one()
-        return total >= self.limits.max_failures_total
+        return mine >= self.limits.max_failures_per_sender
 
     # ---- links -------------------------------------------------------------------------
 

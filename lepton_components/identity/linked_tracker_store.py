@@ -37,6 +37,7 @@ Enable it in endpoints.yml (the inner store takes any `tracker_store` settings):
 import logging
 from typing import Any, Dict, Iterable, Optional, Text, Union
 
+import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import TrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
@@ -55,6 +56,7 @@ from lepton_components.identity.shared_state import (
     seed_values,
 )
 from lepton_components.stores.inner_store import create_inner_store
+from lepton_components.stores.store_startup import fails_loudly, quoted, require_sql_driver
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def _registry_engine_url(inner: TrackerStore, registry_url: Optional[Text]) -> A
 class LinkedTrackerStore(TrackerStore):
     """Wraps the configured tracker store and shares chosen values between linked senders."""
 
+    @fails_loudly(quoted(STORE_TYPE))
     def __init__(
         self,
         domain: Optional[Domain] = None,
@@ -98,13 +101,19 @@ class LinkedTrackerStore(TrackerStore):
         registry: Optional[LinkRegistry] = None,
         **settings: Any,
     ) -> None:
-        """`host` is Rasa's `url` key, unused: the inner store has its own settings."""
+        """`host` is Rasa's `url` key, unused: the inner store has its own settings.
+
+        Errors Rasa would answer with an in-memory store (a missing driver) raise
+        `InvalidConfigException` instead (`store_startup`).
+        """
         global _active_store
         self.config = IdentityConfig.from_endpoint(settings)
         self.keys_shared = SharedKeys(frozenset(self.config.shared_slots), self.config.share_active_loop)
         self._inner = create_inner_store(inner, domain, event_broker, STORE_TYPE, DEFAULT_INNER)
         if registry is None:
             url = _registry_engine_url(self._inner, registry_url)
+            if registry_url:
+                require_sql_driver(sa.engine.make_url(url).drivername, quoted(STORE_TYPE), "registry_url")
             registry = LinkRegistry.from_url(url, self.config.limits)
         self.registry = registry
         # Only the inner store streams events (on its save); the broker is exposed so that

@@ -12,10 +12,11 @@ from rasa.shared.exceptions import InvalidConfigException
 from lepton_components.channels.intent_commands import is_intent_command, permitted_text
 from lepton_components.channels.rest import LeptonRestInput
 from tests.channels.web_chat_bot import GREETING_BUTTONS, ORDER_REPLY, ScriptedAgent
+from tests.rest_client import REST_JSON, rest_channel, rest_credentials
 from tests.channels.webhook_harness import post, serve_channel
 
 FORCED = '/order_status{"order_number": "LP-000001"}'
-JSON = {"Content-Type": "application/json"}
+JSON = REST_JSON
 
 
 def body(text: Text, sender: Text = "customer-1") -> bytes:
@@ -55,7 +56,7 @@ async def conversation(channel: LeptonRestInput, *texts: Text) -> Any:
 @pytest.mark.asyncio
 async def test_greeting_buttons_still_work() -> None:
     agent = ScriptedAgent()
-    async with serve_channel(LeptonRestInput(), agent.handle_message, agent=agent) as url:
+    async with serve_channel(rest_channel(), agent.handle_message, agent=agent) as url:
         await post(f"{url}/webhook", body("hi"), JSON)
         status, reply = await post(f"{url}/webhook", body("/order_status"), JSON)
     assert status == 200 and json.loads(reply)[0]["text"] == ORDER_REPLY
@@ -64,7 +65,7 @@ async def test_greeting_buttons_still_work() -> None:
 
 @pytest.mark.asyncio
 async def test_forced_intent_with_entities_reaches_the_bot_as_plain_text() -> None:
-    received = await conversation(LeptonRestInput(), "hi", FORCED, "/order_status")
+    received = await conversation(rest_channel(), "hi", FORCED, "/order_status")
     # The payload was offered, but not with entities; once the customer wrote, the
     # buttons are no longer awaiting a reply either.
     assert received == ["hi", 'order_status{"order_number": "LP-000001"}', "order_status"]
@@ -72,11 +73,11 @@ async def test_forced_intent_with_entities_reaches_the_bot_as_plain_text() -> No
 
 @pytest.mark.asyncio
 async def test_allow_intent_commands_passes_everything_unchanged() -> None:
-    channel = LeptonRestInput.from_credentials({"allow_intent_commands": True})
+    channel = LeptonRestInput.from_credentials(rest_credentials(allow_intent_commands=True))
     assert await conversation(channel, FORCED) == [FORCED]
 
 
 def test_allow_intent_commands_must_be_a_boolean() -> None:
     with pytest.raises(InvalidConfigException, match="allow_intent_commands"):
-        LeptonRestInput.from_credentials({"allow_intent_commands": "yes"})
-    assert LeptonRestInput.from_credentials(None).allow_intent_commands is False
+        LeptonRestInput.from_credentials(rest_credentials(allow_intent_commands="yes"))
+    assert LeptonRestInput.from_credentials(rest_credentials()).allow_intent_commands is False

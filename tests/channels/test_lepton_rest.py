@@ -27,6 +27,7 @@ from lepton_components.channels.rest import LeptonRestInput
 from lepton_components.server.extensions import install_server_extensions
 from lepton_components.stores.atomic_redis_lock_store import LockStoreUnavailable
 from lepton_components.stores.strict_tracker_store import TrackerStoreUnavailable, is_strict
+from tests.rest_client import REST_JSON, rest_channel, rest_credentials
 from tests.channels.webhook_harness import TIMEOUT_S, get, post, serve_channel
 
 DATABASE = "postgresql://postgres@10.1.2.3:5432/lepton_secret_db"
@@ -72,7 +73,7 @@ def body(sender: Text = "customer-1", message: Text = "where is my order?") -> b
     return json.dumps({"sender": sender, "message": message}).encode("utf-8")
 
 
-JSON = {"Content-Type": "application/json"}
+JSON = REST_JSON
 
 
 def outage_log_lines(caplog: pytest.LogCaptureFixture) -> List[Text]:
@@ -81,7 +82,7 @@ def outage_log_lines(caplog: pytest.LogCaptureFixture) -> List[Text]:
 
 @pytest.mark.asyncio
 async def test_replies_keep_rasas_url_and_json() -> None:
-    async with serve_channel(LeptonRestInput(), replying_bot, agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), replying_bot, agent=ReadyAgent()) as url:
         assert url.endswith("/webhooks/rest")
         status, text = await post(url + "/webhook", body(message="hi"), JSON)
         assert (status, json.loads(text)) == (200, [{"recipient_id": "customer-1", "text": "You said: hi"}])
@@ -97,13 +98,14 @@ async def test_replies_keep_rasas_url_and_json() -> None:
         (redis.exceptions.ConnectionError("Error 111 connecting to 10.1.2.3:6379."), "redis", "10.1.2.3:6379"),
         (sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed the connection")), "database",
          "server closed the connection"),
-        (LockError("Could not acquire lock for conversation_id 'customer-1'"), "lock_store", "customer-1"),
+        (LockError("Could not acquire lock for conversation_id 'rest:customer-1'"), "lock_store",
+         "conversation_id of rest sender #"),
     ],
 )
 async def test_an_outage_answers_503_naming_the_service_and_logs_one_line(
     caplog: pytest.LogCaptureFixture, error: Exception, service: Text, logged: Text
 ) -> None:
-    async with serve_channel(LeptonRestInput(), failing_bot(error), agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), failing_bot(error), agent=ReadyAgent()) as url:
         caplog.clear()
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -118,7 +120,9 @@ async def test_an_outage_answers_503_naming_the_service_and_logs_one_line(
     assert "10.1.2.3" not in json.dumps(answer)
     lines = outage_log_lines(caplog)
     assert len(lines) == 1, lines
-    assert lines[0].startswith("HTTP 503 for a REST message from sender 'customer-1'") and logged in lines[0]
+    # The sender is named by a fingerprint only: ids must not leak into logs.
+    assert lines[0].startswith("HTTP 503 for a REST message from rest sender #") and logged in lines[0]
+    assert "customer-1" not in lines[0]
 
 
 @pytest.mark.asyncio
@@ -135,14 +139,14 @@ async def test_an_outage_wrapped_in_another_error_is_still_503() -> None:
     except TrackerStoreUnavailable as cause:
         wrapped = RuntimeError("processing failed")
         wrapped.__cause__ = cause
-    async with serve_channel(LeptonRestInput(), failing_bot(wrapped), agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), failing_bot(wrapped), agent=ReadyAgent()) as url:
         status, text = await post(url + "/webhook", body(), JSON)
     assert status == 503 and json.loads(text)["service"] == "tracker_store"
 
 
 @pytest.mark.asyncio
 async def test_any_other_failure_is_a_500_not_an_empty_reply(caplog: pytest.LogCaptureFixture) -> None:
-    async with serve_channel(LeptonRestInput(), failing_bot(ValueError("bug")), agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), failing_bot(ValueError("bug")), agent=ReadyAgent()) as url:
         status, text = await post(url + "/webhook", body(), JSON)
     assert status == 500 and json.loads(text)["error"] == "internal_error"
     assert any(record.exc_info and record.exc_info[0] is ValueError for record in caplog.records)
@@ -155,7 +159,7 @@ async def test_without_a_loaded_model_the_answer_is_503_not_an_empty_list(has_ag
 
     # Rasa's server before the model is loaded, and after a failed load or DELETE /model.
     agent = Agent() if has_agent else None
-    async with serve_channel(LeptonRestInput(), replying_bot, agent=agent) as url:
+    async with serve_channel(rest_channel(), replying_bot, agent=agent) as url:
         status, text = await post(url + "/webhook", body(), JSON)
     assert status == 503 and json.loads(text)["error"] == "no_model_loaded"
 
@@ -170,19 +174,19 @@ async def test_without_a_loaded_model_the_answer_is_503_not_an_empty_list(has_ag
     ],
 )
 async def test_a_body_without_a_text_message_is_a_400(payload: bytes) -> None:
-    async with serve_channel(LeptonRestInput(), replying_bot, agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), replying_bot, agent=ReadyAgent()) as url:
         status, text = await post(url + "/webhook", payload, JSON)
     assert status == 400 and json.loads(text)["error"] == "bad_request"
 
 
 @pytest.mark.asyncio
 async def test_streaming_sends_json_lines_and_a_503_before_the_first_line() -> None:
-    async with serve_channel(LeptonRestInput(), replying_bot, agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), replying_bot, agent=ReadyAgent()) as url:
         status, text = await post(url + "/webhook?stream=true", body(message="hi"), JSON)
         assert status == 200
         lines = [json.loads(line) for line in text.splitlines()]
         assert lines == [{"recipient_id": "customer-1", "text": "You said: hi"}]
-    async with serve_channel(LeptonRestInput(), failing_bot(LOCK_STORE_DOWN), agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), failing_bot(LOCK_STORE_DOWN), agent=ReadyAgent()) as url:
         status, text = await post(url + "/webhook?stream=true", body(), JSON)
         assert status == 503 and json.loads(text)["service"] == "lock_store"
 
@@ -193,7 +197,7 @@ async def test_a_failure_after_the_first_streamed_line_ends_the_stream_with_an_e
         await replying_bot(message)
         raise TRACKER_STORE_DOWN
 
-    async with serve_channel(LeptonRestInput(), reply_then_fail, agent=ReadyAgent()) as url:
+    async with serve_channel(rest_channel(), reply_then_fail, agent=ReadyAgent()) as url:
         status, text = await post(url + "/webhook?stream=true", body(message="hi"), JSON)
     lines = [json.loads(line) for line in text.splitlines()]
     assert status == 200 and lines[0]["text"] == "You said: hi"
@@ -211,7 +215,7 @@ async def test_the_channel_makes_the_agents_tracker_store_errors_reach_the_clien
         # What Agent.handle_message does first: load the conversation.
         seen.append(await agent.processor.tracker_store.get_or_create_tracker(message.sender_id))
 
-    async with serve_channel(LeptonRestInput(), bot, agent=agent) as url:
+    async with serve_channel(rest_channel(), bot, agent=agent) as url:
         status, text = await post(url + "/webhook", body(), JSON)
     assert status == 503 and json.loads(text)["service"] == "tracker_store"
     assert seen == [] and is_strict(agent.tracker_store) and agent.processor.tracker_store is agent.tracker_store

@@ -184,6 +184,26 @@ def test_entity_past_max_length_is_found_through_windows(trained: BertEntityExtr
     assert entity_tuples(message.get("entities")) == [("order_number", start, start + len(value), value, None, None)]
 
 
+def test_a_huge_message_is_read_in_at_most_max_windows_encoder_passes(
+    trained: BertEntityExtractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One message cannot make thousands of encoder passes: only its first windows are read."""
+    from lepton_components.extractors import token_tagger
+
+    passes: List[int] = []
+    predict = token_tagger.predict_tag_probabilities
+
+    def counting(model: Any, input_ids: List[List[int]], *args: Any) -> Any:
+        passes.append(len(input_ids))
+        return predict(model, input_ids, *args)
+
+    monkeypatch.setattr(token_tagger, "predict_tag_probabilities", counting)
+    text = "where is my order 123456 " * 2000
+    (message,) = parse(trained, [text])
+    assert passes == [trained.component_config["max_windows"]]
+    assert entity_tuples(message.get("entities"))[0][3] == "123456"
+
+
 def test_confidence_threshold_drops_uncertain_entities(trained: BertEntityExtractor) -> None:
     (message,) = parse(trained, ["cancel 2468 and send 1357"])
     lowest = min(e["confidence_entity"] for e in message.get("entities"))
@@ -373,6 +393,7 @@ def test_other_training_modes_persist_and_load(storage, tiny_bert_path, mode, ch
         ({"confidence_threshold": 1.5}, "`confidence_threshold` must be a number >= 0 and <= 1, got 1.5"),
         ({"window_overlap": 9}, "`window_overlap` must be an integer >= 0 and <= 8, got 9"),
         ({"window_overlap": 2.5}, "`window_overlap` must be an integer, got 2.5"),
+        ({"max_windows": 0}, "`max_windows` must be an integer >= 1"),
         ({"head_dropout": -0.1}, "`head_dropout` must be a number >= 0 and <= 0.9, got -0.1"),
         ({"training_mode": "qlora"}, "`training_mode` must be one of 'lora', 'full', 'head_only', got 'qlora'"),
     ],

@@ -17,7 +17,7 @@ from lepton_components.identity.link_registry import LinkLimits, LinkRegistry
 from lepton_components.identity.linked_tracker_store import LinkedTrackerStore
 
 REPO = Path(__file__).resolve().parents[2]
-CODE_IN_REPLY = re.compile(r"link code is ([0-9A-Z]{4}-[0-9A-Z]{4})")
+CODE_IN_REPLY = re.compile(r"link code is ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})")
 
 
 class FakeClock:

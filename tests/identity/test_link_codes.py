@@ -27,14 +27,16 @@ def test_codes_carry_forty_bits_and_do_not_repeat() -> None:
 @pytest.mark.parametrize(
     "typed, expected",
     [
-        ("K7QM-2XPA", "K7QM2XPA"),
-        ("k7qm 2xpa", "K7QM2XPA"),
-        (" k7qm2xpa ", "K7QM2XPA"),
-        ("1O2I-3L45", "10213145"),  # O, I, L read as 0, 1, 1
-        ("K7QM-2XP", None),
-        ("K7QM-2XPAB", None),
-        ("K7QM-2XPU", None),  # U is not in the alphabet
-        ("K7QM-2XP!", None),
+        ("K7QM-2XPA-9ZT3", "K7QM2XPA9ZT3"),
+        ("k7qm 2xpa 9zt3", "K7QM2XPA9ZT3"),
+        (" k7qm2xpa9zt3 ", "K7QM2XPA9ZT3"),
+        ("1O2I-3L45-6789", "102131456789"),  # O, I, L read as 0, 1, 1
+        ("K7QM-2XPA-9ZT", None),
+        ("K7QM-2XPA-9ZT3B", None),
+        ("K7QM-2XPA-9ZTU", None),  # U is not in the alphabet
+        ("K7QM-2XPA-9ZT!", None),
+        ("K7QM-2XPA", None),  # the 8-character codes of earlier versions
+        ("-" * 100_000 + "K7QM2XPA9ZT3", None),
         ("", None),
     ],
 )
@@ -45,7 +47,7 @@ def test_typed_codes_are_normalised_or_refused(typed: str, expected: str) -> Non
 def test_the_displayed_code_reads_back_as_itself() -> None:
     code = new_code()
     assert normalise_code(display_code(code)) == code
-    assert display_code("K7QM2XPA") == "K7QM-2XPA"
+    assert display_code("K7QM2XPA9ZT3") == "K7QM-2XPA-9ZT3"
 
 
 def test_only_a_sha256_digest_is_kept() -> None:

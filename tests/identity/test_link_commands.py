@@ -23,7 +23,7 @@ from lepton_components.identity.linked_tracker_store import LinkedTrackerStore
 from tests.channels import test_verified_facebook as facebook
 from tests.channels import test_verified_slack as slack
 from tests.channels import test_verified_telegram as telegram
-from tests.channels.webhook_harness import PlatformStandIn, RecordingBot, post, serve_channel, wait_until
+from tests.channels.webhook_harness import PlatformStandIn, RecordingAgent, post, serve_channel, wait_until
 from tests.identity.conftest import code_from, turn
 
 pytestmark = pytest.mark.timeout(30)
@@ -149,19 +149,20 @@ def slack_event(text: Text) -> bytes:
 async def test_verified_webhooks_link_telegram_messenger_and_slack_without_the_bot_seeing_it(
     active_store: LinkedTrackerStore,
 ) -> None:
-    bot = RecordingBot()
-    tg_id, fb_id, slack_id = "704412338", facebook.PSID, slack.USER_ID
+    bot = RecordingAgent()
+    tg_id, fb_id, slack_id = "verified_telegram:704412338", f"verified_facebook:{facebook.PSID}", f"verified_slack:{slack.USER_ID}"
     with PlatformStandIn(telegram.telegram_answer) as tg_api, PlatformStandIn(
         facebook.graph_answer
     ) as graph, PlatformStandIn(slack.slack_answer) as slack_api:
         tg_channel = telegram.VerifiedTelegramInput.from_credentials(telegram.credentials(tg_api.url))
-        async with serve_channel(tg_channel, bot) as tg_url, serve_channel(
-            facebook.channel_for(graph.url), bot
-        ) as fb_url, serve_channel(slack.channel_for(f"{slack_api.url}/api/"), bot) as slack_url:
+        async with serve_channel(tg_channel, bot, agent=bot) as tg_url, serve_channel(
+            facebook.channel_for(graph.url), bot, agent=bot
+        ) as fb_url, serve_channel(slack.channel_for(f"{slack_api.url}/api/"), bot, agent=bot) as slack_url:
             assert await telegram.deliver(tg_url, telegram_update("/link"), telegram.SECRET) == 200
             (code_reply,) = tg_api.calls_to("/sendMessage")
             code = code_from(code_reply.form()["text"])
-            assert code_reply.form()["chat_id"] == tg_id
+            # Conversations are namespaced; the platform still gets its own chat id.
+            assert code_reply.form()["chat_id"] == "704412338"
 
             body = facebook.messenger_event({"message": {"mid": "m_l1nk", "text": f"/link {code}"}})
             assert await facebook.deliver(fb_url, body, {"X-Hub-Signature-256": facebook.sign(body)}) == 200
@@ -194,14 +195,13 @@ async def test_web_chat_gives_a_code_that_links_telegram_without_the_bot_seeing_
 ) -> None:
     import aiohttp
 
-    from lepton_components.channels.web_chat import WebChatInput
-    from tests.channels.web_chat_bot import ScriptedAgent
+    from tests.channels.web_chat_bot import ScriptedAgent, web_chat_channel
 
     agent = ScriptedAgent(active_store)
     with PlatformStandIn(telegram.telegram_answer) as tg_api:
         tg_channel = telegram.VerifiedTelegramInput.from_credentials(telegram.credentials(tg_api.url))
-        async with serve_channel(WebChatInput(), agent.handle_message, agent=agent) as web_url, serve_channel(
-            tg_channel, agent.handle_message
+        async with serve_channel(web_chat_channel(), agent.handle_message, agent=agent) as web_url, serve_channel(
+            tg_channel, agent.handle_message, agent=agent
         ) as tg_url, aiohttp.ClientSession() as http:
             async with http.post(f"{web_url}/sessions") as reply:
                 token = (await reply.json())["session"]
@@ -212,5 +212,5 @@ async def test_web_chat_gives_a_code_that_links_telegram_without_the_bot_seeing_
             assert await telegram.deliver(tg_url, telegram_update(f"/link {code}"), telegram.SECRET) == 200
             assert tg_api.calls_to("/sendMessage")[-1].form()["text"].startswith("Done")
     assert agent.received == []
-    web_sender = next(iter({m.sender_id for m in active_store.registry.members("704412338")}))
+    web_sender = next(iter({m.sender_id for m in active_store.registry.members("verified_telegram:704412338")}))
     assert web_sender.startswith("web-")

@@ -1,6 +1,7 @@
 """LinkRegistry on SQLite and PostgreSQL: single-use expiring codes, lock-outs, link expiry and unlinking,
 shared values and delivery versions; two registries on one database act as replicas."""
 
+import re
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from lepton_components.identity.link_codes import display_code
 from lepton_components.identity.link_registry import ClaimStatus, LinkLimits, LinkRegistry, state_table
 from tests.identity.conftest import FakeClock
+from tests.services import require_service
 
 LIMITS = LinkLimits()
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres?connect_timeout=3"
@@ -26,7 +28,7 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -
     try:
         admin.connect().close()
     except sa.exc.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not running on 127.0.0.1:5432 ({error.orig}).")
+        require_service(f"PostgreSQL is not running on 127.0.0.1:5432 ({error.orig}); .ci/run starts it")
     name = f"lepton_identity_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -77,21 +79,28 @@ def test_own_code_is_refused_without_using_it_up(registry: LinkRegistry) -> None
 def test_wrong_codes_lock_the_guesser_out_even_for_the_right_code(registry: LinkRegistry, clock: FakeClock) -> None:
     code = registry.issue_code("tg-ada", "verified_telegram")
     for guess in range(LIMITS.max_failures_per_sender):
-        assert registry.claim_code(f"{guess:08d}", "web-mallory").status is ClaimStatus.INVALID
+        assert registry.claim_code(f"{guess:012d}", "web-mallory").status is ClaimStatus.INVALID
     assert registry.claim_code(code, "web-mallory").status is ClaimStatus.LOCKED_OUT
     # The lock-out checked nothing, so the code is still there for its owner's other chat.
     assert registry.claim_code(code, "fb-ada").status is ClaimStatus.CLAIMED
     clock.advance(LIMITS.failure_window_s + 1)
-    assert registry.claim_code("00000000", "web-mallory").status is ClaimStatus.INVALID
+    assert registry.claim_code("000000000000", "web-mallory").status is ClaimStatus.INVALID
 
 
-def test_wrong_codes_from_many_conversations_hit_the_global_cap(tmp_path: Path, clock: FakeClock) -> None:
-    limits = LinkLimits(max_failures_per_sender=3, max_failures_total=10)
+def test_wrong_codes_from_many_conversations_never_lock_out_the_customer(tmp_path: Path, clock: FakeClock) -> None:
+    """A guesser with many conversations cannot lock everyone out: limits are per conversation."""
+    limits = LinkLimits(max_failures_per_sender=3)
     registry = LinkRegistry.from_url(f"sqlite:///{tmp_path / 'ids.db'}", limits, clock=clock)
     code = registry.issue_code("tg-ada", "verified_telegram")
-    for guesser in range(10):
-        assert registry.claim_code("ZZZZZZZZ", f"web-bot-{guesser}").status is ClaimStatus.INVALID
-    assert registry.claim_code(code, "web-fresh-sender").status is ClaimStatus.LOCKED_OUT
+    for guesser in range(200):
+        assert registry.claim_code("ZZZZZZZZZZZZ", f"web-bot-{guesser}").status is ClaimStatus.INVALID
+    assert registry.claim_code(code, "web-fresh-sender").status is ClaimStatus.CLAIMED
+
+
+def test_codes_carry_sixty_bits_and_are_shown_in_groups_of_four(registry: LinkRegistry) -> None:
+    codes = {registry.issue_code(f"tg-{n}", "verified_telegram") for n in range(50)}
+    assert len(codes) == 50 and all(len(code) == 12 for code in codes)
+    assert re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", display_code(next(iter(codes))))
 
 
 def test_a_conversation_in_another_group_must_unlink_first(registry: LinkRegistry) -> None:

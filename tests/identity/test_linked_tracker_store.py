@@ -255,7 +255,7 @@ async def test_rasa_loads_it_from_endpoints_yml_with_the_registry_in_the_tracker
     [
         ({"shared_slots": "order_number"}, "`tracker_store.shared_slots` must be a list of slot names"),
         ({"code_ttl_minutes": 0}, "`tracker_store.code_ttl_minutes` must be a number > 0, got 0"),
-        ({"max_failed_codes_total": 2.5}, "`tracker_store.max_failed_codes_total` must be a whole number"),
+        ({"max_failed_codes_per_conversation": 2.5}, "`tracker_store.max_failed_codes_per_conversation` must be a whole number"),
         ({"share_active_loop": "yes"}, "`tracker_store.share_active_loop` must be true or false"),
         ({"inner": {"dialect": "sqlite"}}, "`tracker_store.inner` must hold the settings"),
     ],
