@@ -17,10 +17,21 @@ Enabled by a `credentials.yml` entry::
       secret_token: ${TELEGRAM_SECRET_TOKEN}
       # api_url: https://api.telegram.org   (a local Bot API server, or a test stand-in)
       # allow_intent_commands: false        (true lets anyone send `/intent{...}`)
+      # max_message_length: 2000            (longer texts get a polite reply, not NLU)
 
 Typed `/intent{"entity": "value"}` messages reach NLU as text; only the payloads of the
 bot's latest buttons, and `/restart` (which Telegram users type to start over), pass as
 commands (`lepton_components.channels.intent_commands`).
+
+Conversations are stored as `verified_telegram:<chat id>` (`sender_namespace`), so no
+other channel can name them; replies still go to the chat id. An update the bot could
+not process (a store outage, no model loaded, any error) is answered 503 or 500, and
+Telegram delivers it again; stock answers 200 and the message is lost. Updates the bot
+ignores on purpose (members joining, stickers) get 200; a body that is not a Telegram
+Update (not JSON, not UTF-8, lone surrogates, wrong types) gets 400.
+
+Listing the channel switches on the server extensions (`lepton_components.server`):
+API tokens, body limits, JSON errors, strict stores, `/metrics`.
 
 Routes (under `/webhooks/verified_telegram/`): `GET /` health, `POST /webhook`.
 """
@@ -28,13 +39,13 @@ Routes (under `/webhooks/verified_telegram/`): `GET /` health, `POST /webhook`.
 import hmac
 import logging
 import re
-from typing import Any, Awaitable, Callable, Dict, Optional, Text, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
 from aiogram.bot import api
 from aiogram.bot.api import TelegramAPIServer
 from aiogram.types import Update
 from aiogram.utils.exceptions import TelegramAPIError, ValidationError
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.telegram import TelegramInput, TelegramOutput
 from rasa.shared.constants import INTENT_MESSAGE_PREFIX
 from rasa.shared.core.constants import USER_INTENT_RESTART
@@ -48,6 +59,14 @@ from lepton_components.channels.intent_commands import (
     guard_customer_commands,
     pop_allow_intent_commands,
 )
+from lepton_components.channels.message_text import DEFAULT_MAX_MESSAGE_LENGTH, pop_max_message_length
+from lepton_components.channels.conversation_ids import conversation_id, describe
+from lepton_components.channels.sender_namespace import NamespacedOutputChannel, namespace_senders
+from lepton_components.channels.webhook_body import BadWebhookBody, json_object
+from lepton_components.channels.webhook_turns import finish_turn, screen_customer_texts
+from lepton_components.server.extensions import install_server_extensions
+from lepton_components.server.failures import agent_ready, error_response, failure_response, no_model_response
+from lepton_components.server.strict_mode import ensure_strict_agent
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +113,7 @@ class VerifiedTelegramInput(TelegramInput):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "VerifiedTelegramInput":
         credentials = dict(credentials or {})
         allow_intent_commands = pop_allow_intent_commands("verified_telegram", credentials, CREDENTIALS_EXAMPLE)
+        max_message_length = pop_max_message_length("verified_telegram", credentials, CREDENTIALS_EXAMPLE)
         for key in REQUIRED_KEYS:
             if not credentials.get(key):
                 raise InvalidConfigException(
@@ -121,6 +141,7 @@ class VerifiedTelegramInput(TelegramInput):
             secret,
             api_url=str(credentials.get("api_url") or DEFAULT_API_URL),
             allow_intent_commands=allow_intent_commands,
+            max_message_length=max_message_length,
         )
 
     def __init__(
@@ -131,18 +152,27 @@ class VerifiedTelegramInput(TelegramInput):
         secret_token: Text,
         api_url: Text = DEFAULT_API_URL,
         allow_intent_commands: bool = False,
+        max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
     ) -> None:
-        # debug_mode=False: stock re-raises handler errors as 500s, which makes Telegram
-        # redeliver the same update again and again.
+        # debug_mode=False: stock's flag for re-raising handler errors; this channel answers
+        # failures itself (503/500, so Telegram redelivers) and never re-raises.
         super().__init__(access_token, verify, webhook_url, debug_mode=False)
         self.api_url = api_url
         self.allow_intent_commands = allow_intent_commands
+        self.max_message_length = max_message_length
         self._secret = secret_token.encode("utf-8")
 
-    def get_output_channel(self) -> VerifiedTelegramOutput:
-        """A Bot client only; unlike stock, no setWebhook call (it ran `asyncio.run` here,
-        which fails inside the running server, e.g. for `/conversations/<id>/trigger_intent`)."""
+    def _bot_client(self) -> VerifiedTelegramOutput:
         return VerifiedTelegramOutput(self.access_token, self.api_url)
+
+    def get_output_channel(self) -> OutputChannel:
+        """A Bot client addressed by conversation id, for Rasa's API (`trigger_intent`, ...).
+
+        Conversations are `verified_telegram:<chat id>`; the wrapper sends to the chat id.
+        Unlike stock, no setWebhook call (it ran `asyncio.run` here, which fails inside the
+        running server).
+        """
+        return NamespacedOutputChannel(self.name(), self._bot_client())
 
     def _secret_status(self, request: Request) -> Optional[int]:
         """401 when the header is missing, 403 when it is wrong, None when it matches."""
@@ -174,10 +204,19 @@ class VerifiedTelegramInput(TelegramInput):
         telegram_webhook = Blueprint("verified_telegram_webhook", __name__)
         tracker_store = LoadedTrackerStore()
         telegram_webhook.listener("before_server_start")(tracker_store.remember_app)
-        on_new_message = guard_customer_commands(
-            on_new_message, tracker_store, self.allow_intent_commands, ALWAYS_ALLOWED_COMMANDS
+        # Runs before Rasa loads the agent and before any request is accepted.
+        telegram_webhook.listener("before_server_start")(install_server_extensions)
+        # Outermost, so the length cap, the guards and the bot see only namespaced ids.
+        on_new_message = namespace_senders(
+            self.name(),
+            screen_customer_texts(
+                guard_customer_commands(
+                    on_new_message, tracker_store, self.allow_intent_commands, ALWAYS_ALLOWED_COMMANDS
+                ),
+                self.max_message_length,
+            ),
         )
-        out_channel = self.get_output_channel()
+        out_channel = self._bot_client()
 
         @telegram_webhook.listener("before_server_start")
         async def register_webhook(_: Sanic, __: Any) -> None:
@@ -197,30 +236,64 @@ class VerifiedTelegramInput(TelegramInput):
             if refusal is not None:
                 logger.warning(f"Refused a Telegram update without the right {SECRET_HEADER} header.")
                 return response.json({"error": f"missing or wrong {SECRET_HEADER}"}, status=refusal)
-
-            payload = request.json
-            if not isinstance(payload, dict):
-                return response.json({"error": "expected a Telegram Update object"}, status=400)
-            extracted = self._text_and_sender(Update(**payload))
+            try:
+                extracted = self._text_and_sender(json_object(request.body, "a Telegram Update object"))
+            except BadWebhookBody as error:
+                return error_response(400, "bad_request", str(error))
             if extracted is None:
                 # Member updates, stickers, channel posts: nothing for the bot to answer.
                 return response.text("success")
-            text, sender_id = extracted
-            texts = [text, "/start"] if text == INTENT_MESSAGE_PREFIX + USER_INTENT_RESTART else [text]
+            if not agent_ready(request):
+                return no_model_response()
+            # `PUT /model` may have swapped the agent since the strict-mode middleware ran.
+            ensure_strict_agent(request.app)
+            text, chat_id = extracted
+            what = f"a Telegram update from {describe(conversation_id(self.name(), chat_id))}"
             metadata = self.get_metadata(request)
+            messages = [
+                UserMessage(part, out_channel, chat_id, input_channel=self.name(), metadata=metadata)
+                for part in self._texts_for(text)
+            ]
             try:
-                for part in texts:
-                    await on_new_message(
-                        UserMessage(part, out_channel, sender_id, input_channel=self.name(), metadata=metadata)
-                    )
-            except Exception:
-                logger.exception("Exception when trying to handle a Telegram update.")
+                await finish_turn(self._handle_in_order(on_new_message, messages), what)
+            except Exception as error:
+                # Telegram redelivers an update answered with anything but 2xx (a `/restart`
+                # whose `/start` failed is restarted again: harmless).
+                return failure_response(error, what)
             return response.text("success")
 
         return telegram_webhook
 
-    def _text_and_sender(self, update: Update) -> Optional[Tuple[Text, Text]]:
-        """The user's text and chat id, as stock reads them; None for updates it would crash on."""
+    @staticmethod
+    def _texts_for(text: Text) -> List[Text]:
+        """Stock turns a typed `/restart` into `/restart` then `/start`."""
+        return [text, "/start"] if text == INTENT_MESSAGE_PREFIX + USER_INTENT_RESTART else [text]
+
+    @staticmethod
+    async def _handle_in_order(
+        on_new_message: Callable[[UserMessage], Awaitable[Any]], messages: List[UserMessage]
+    ) -> None:
+        for message in messages:
+            await on_new_message(message)
+
+    def _text_and_sender(self, payload: Dict[Text, Any]) -> Optional[Tuple[Text, Text]]:
+        """The user's text and chat id, as stock reads them; None for updates with nothing to
+        answer; `BadWebhookBody` for a body of the wrong shape (stock fails on it with a 500)."""
+        try:
+            extracted = self._read_update(Update(**payload))
+        except BadWebhookBody:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            # aiogram builds its objects from the JSON as it is: wrong types surface here.
+            raise BadWebhookBody(f"Not a Telegram Update object ({type(error).__name__}).") from error
+        if extracted is None:
+            return None
+        text, chat_id = extracted
+        if not isinstance(text, str) or isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            raise BadWebhookBody("A Telegram message needs a string `text` and an integer `chat.id`.")
+        return text, str(chat_id)
+
+    def _read_update(self, update: Update) -> Optional[Tuple[Any, Any]]:
         if self._is_button(update):
             msg, text = update.callback_query.message, update.callback_query.data
         elif self._is_edited_message(update):
@@ -232,9 +305,12 @@ class VerifiedTelegramInput(TelegramInput):
             if self._is_user_message(msg):
                 text = msg.text.replace("/bot", "")
             elif self._is_location(msg):
-                text = '{{"lng":{0}, "lat":{1}}}'.format(msg.location.longitude, msg.location.latitude)
+                longitude, latitude = msg.location.longitude, msg.location.latitude
+                if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in (longitude, latitude)):
+                    raise BadWebhookBody("A Telegram location needs numeric `longitude` and `latitude`.")
+                text = '{{"lng":{0}, "lat":{1}}}'.format(longitude, latitude)
             else:
                 return None
         if msg is None or not text:
             return None
-        return text, str(msg.chat.id)
+        return text, msg.chat.id

@@ -15,8 +15,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from lepton_components.channels.verified_facebook import VerifiedFacebookInput
 from lepton_components.channels.verified_slack import VerifiedSlackInput
 from lepton_components.channels.verified_telegram import VerifiedTelegramOutput
-from lepton_components.channels.web_chat import WebChatInput
 from lepton_components.channels.web_chat.output import WebChatReplyOutput
+from tests.channels.web_chat_bot import web_chat_channel
 
 DOMAIN = Domain.from_yaml(
     """
@@ -38,7 +38,7 @@ responses:
 
 def _outputs() -> Any:
     yield "web_chat", WebChatReplyOutput(), "Hello from the web chat!"
-    yield "web_chat push", WebChatInput().get_output_channel(), "Hello from the web chat!"
+    yield "web_chat push", web_chat_channel().get_output_channel(), "Hello from the web chat!"
     yield "telegram", VerifiedTelegramOutput("7012345678:AAHk3q-Test_Token_For_Lepton_0123456"), "Hello from Telegram!"
     slack = VerifiedSlackInput.from_credentials({"slack_token": "xoxb-test", "slack_signing_secret": "s" * 32})
     yield "slack", slack.get_output_channel(), "Hello from Slack!"

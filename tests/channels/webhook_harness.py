@@ -184,3 +184,98 @@ async def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT_S) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def serve_channels(
+    channels: List[InputChannel], on_new_message: Callable[[UserMessage], Any], agent: Any = None
+) -> AsyncIterator[Text]:
+    """Serves several channels on one app, as `rasa run` does for a credentials.yml listing
+    them all; yields the server's base URL (each channel is under `/webhooks/<name>`)."""
+    app = Sanic(f"lepton_test_{uuid.uuid4().hex}")
+    app.ctx.agent = agent
+    # Where `rasa run` keeps them; Rasa's API finds output channels there.
+    app.ctx.input_channels = list(channels)
+    for channel in channels:
+        app.blueprint(channel.blueprint(on_new_message), url_prefix=urljoin("/webhooks/", channel.url_prefix()))
+    async with serve_app(app) as url:
+        yield url
+
+
+class RecordingAgent(RecordingBot):
+    """A RecordingBot that can also be `app.ctx.agent` on a server with Lepton's extensions:
+    strict mode rewraps `agent.tracker_store` and the processor's, which Rasa's `Agent`
+    always has (None here: the bot itself plays the processor)."""
+
+    processor: Any = None
+
+
+class FailingBot(RecordingAgent):
+    """A RecordingAgent that raises `errors[n]` for its n-th message (None: handle it), then
+    handles every later one: an outage that ends, as the platform's redelivery finds it."""
+
+    def __init__(self, *errors: Optional[BaseException]) -> None:
+        super().__init__()
+        self.errors = list(errors)
+        # Every message it was given, failed ones included.
+        self.attempts: List[UserMessage] = []
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.attempts.append(message)
+        error = self.errors.pop(0) if self.errors else None
+        if error is not None:
+            raise error
+        await super().__call__(message)
+
+
+def _outage_errors() -> Dict[Text, Tuple[BaseException, int]]:
+    from rasa.core.lock_store import LockError
+
+    from lepton_components.stores.atomic_redis_lock_store import LockStoreUnavailable
+    from lepton_components.stores.strict_tracker_store import TrackerStoreUnavailable
+
+    return {
+        "tracker-store-down": (TrackerStoreUnavailable("The SQL tracker store at 10.1.2.3:5432 cannot be used."), 503),
+        "lock-store-down": (LockStoreUnavailable("Cannot reach the Redis lock store at 10.1.2.3:6379."), 503),
+        "conversation-busy": (LockError("Could not acquire the conversation lock in time."), 503),
+        "bug": (ValueError("bug in a custom action"), 500),
+    }
+
+
+# A failed turn, by name: the error the bot raises and the status the platform must see
+# (503 for a backing-service outage, 500 for anything else), so that it delivers again.
+TURN_FAILURES: Dict[Text, Tuple[BaseException, int]] = _outage_errors()
+
+
+class BrokenStoreAgent:
+    """A loaded agent whose conversation database is down, behind the `FailSafeTrackerStore`
+    Rasa's `Agent` always wraps stores in. Also the bot: like `Agent.handle_message` it loads
+    the conversation first. Without strict mode the wrapper hands back a new, empty one."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+        from rasa.shared.core.domain import Domain
+
+        from lepton_components.stores.strict_tracker_store import TrackerStoreUnavailable
+
+        down = TrackerStoreUnavailable("The SQL tracker store at 10.1.2.3:5432 cannot be used.")
+
+        class DownStore(InMemoryTrackerStore):
+            async def retrieve(self, sender_id: Text) -> Any:
+                raise down
+
+            async def save(self, tracker: Any) -> None:
+                raise down
+
+        self.tracker_store = FailSafeTrackerStore(DownStore(Domain.empty()))
+        self.processor = SimpleNamespace(tracker_store=self.tracker_store)
+        self.handled: List[UserMessage] = []
+
+    def is_ready(self) -> bool:
+        return True
+
+    async def __call__(self, message: UserMessage) -> None:
+        await self.processor.tracker_store.get_or_create_tracker(message.sender_id)
+        self.handled.append(message)
