@@ -2,18 +2,21 @@
 
 What a customer does and sees: open the page, type, read the reply, click a quick reply,
 reload and find the conversation; markup in anyone's text stays text; a dropped
-connection delays a message but never loses or duplicates it.
+connection or a rate limit delays a message but never loses or duplicates it; the
+session token is renewed while the page is open, and a session the server ended is
+replaced by a new conversation that says so.
 """
 
 import asyncio
+from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Text, Tuple
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
-from lepton_components.channels.web_chat import WebChatInput, WebChatSettings
 from tests.browser import launch_chromium
-from tests.channels.web_chat_bot import ORDER_REPLY, ScriptedAgent
+from tests.channels.web_chat_bot import ORDER_REPLY, ScriptedAgent, web_chat_channel
 from tests.channels.webhook_harness import serve_channel
 
 pytestmark = pytest.mark.timeout(60)
@@ -25,24 +28,40 @@ QUICK_REPLY = f"{WIDGET} .quick-reply"
 TIMEOUT_MS = 10_000
 
 
-@pytest_asyncio.fixture
-async def chat() -> AsyncIterator[Tuple[Any, ScriptedAgent]]:
+@asynccontextmanager
+async def open_chat(**settings: Any) -> AsyncIterator[Tuple[Any, ScriptedAgent]]:
     """A browser page showing the demo page of a served channel, and the bot behind it."""
     from playwright.async_api import async_playwright
 
     agent = ScriptedAgent()
-    channel = WebChatInput(WebChatSettings(title="Lepton Store"))
+    channel = web_chat_channel(title="Lepton Store", **settings)
     async with serve_channel(channel, agent.handle_message, agent=agent) as base:
         async with async_playwright() as playwright:
             browser = await launch_chromium(playwright)
-            page = await browser.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
+            # One context: the pages of one browser profile, sharing localStorage.
+            context = await browser.new_context()
+            context.set_default_timeout(TIMEOUT_MS)
+            page = await context.new_page()
             await page.goto(base + "/demo")
             page.channel = channel
+            page.base = base
             try:
                 yield page, agent
             finally:
                 await browser.close()
+
+
+@pytest_asyncio.fixture
+async def chat() -> AsyncIterator[Tuple[Any, ScriptedAgent]]:
+    async with open_chat() as opened:
+        yield opened
+
+
+async def saved_session(page: Any) -> Any:
+    """What the widget keeps in localStorage: its token and when to renew it."""
+    return await page.evaluate(
+        "() => JSON.parse(Object.entries(localStorage).find(([k]) => k.startsWith('lepton-web-chat-session:'))[1])"
+    )
 
 
 async def say(page: Any, text: Text) -> None:
@@ -177,3 +196,108 @@ async def test_a_message_pushed_by_the_server_appears_without_asking(chat) -> No
     output = page.channel.get_output_channel()
     await output.send_text_message(agent.received[0].sender_id, "Your parcel has shipped.")
     await expect(page.locator(BOT).last).to_have_text("Your parcel has shipped.")
+
+
+@pytest.mark.asyncio
+async def test_the_token_is_renewed_while_the_page_is_open_and_the_conversation_stays() -> None:
+    from playwright.async_api import expect
+
+    # Tokens live 6 s; the widget renews them after 3 s.
+    async with open_chat(session_idle_timeout_minutes=0.1) as (page, agent):
+        renewals = []
+        page.on("request", lambda request: renewals.append(request.url) if request.url.endswith("/refresh") else None)
+        await say(page, "hi")
+        await expect(page.locator(BOT)).to_have_count(1)
+        first_token = (await saved_session(page))["token"]
+        await asyncio.sleep(8)  # past the first token's expiry
+        assert len(renewals) >= 2
+        await say(page, "still here")
+        await expect(page.locator(BOT).last).to_have_text("You said: still here")
+        assert (await saved_session(page))["token"] != first_token
+        assert len({m.sender_id for m in agent.received}) == 1
+        async with aiohttp.ClientSession() as http:
+            async with http.get(page.base + "/history", headers={"Authorization": f"Bearer {first_token}"}) as old:
+                assert old.status == 401
+        await expect(page.locator(f"{WIDGET} .notice")).to_have_count(0)
+
+
+@pytest.mark.asyncio
+async def test_a_token_the_server_refuses_starts_a_new_conversation_that_says_so(chat) -> None:
+    from playwright.async_api import expect
+
+    page, agent = chat
+    await say(page, "hello")
+    await expect(page.locator(BOT)).to_have_count(1)
+    # Someone planted a made-up token (or the session ended while the page was closed).
+    await page.evaluate(
+        "() => { for (const k of Object.keys(localStorage)) localStorage.setItem(k, JSON.stringify("
+        "{token: 'a.b.c', expiresAt: Date.now() + 3600000, refreshAt: null})); }"
+    )
+    await page.reload()
+    await expect(page.locator(f"{WIDGET} .notice")).to_contain_text("new conversation")
+    await expect(page.locator(f"{WIDGET} .message")).to_have_count(0)
+    await say(page, "hello again")
+    await expect(page.locator(BOT).last).to_have_text("You said: hello again")
+    assert len({m.sender_id for m in agent.received}) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_session_ended_elsewhere_closes_the_stream_and_the_widget_starts_over(chat) -> None:
+    from playwright.async_api import expect
+
+    page, agent = chat
+    await expect(page.locator(f"{WIDGET} .status")).to_have_text("Online")
+    await say(page, "hello")
+    await expect(page.locator(BOT)).to_have_count(1)
+    token = (await saved_session(page))["token"]
+    async with aiohttp.ClientSession() as http:
+        async with http.delete(page.base + "/sessions", headers={"Authorization": f"Bearer {token}"}) as ended:
+            assert ended.status == 204
+    await expect(page.locator(f"{WIDGET} .notice")).to_contain_text("new conversation")
+    await expect(page.locator(BOT)).to_have_count(0)
+    assert (await saved_session(page))["token"] != token
+    await say(page, "who am I?")
+    await expect(page.locator(BOT).last).to_have_text("You said: who am I?")
+    assert len({m.sender_id for m in agent.received}) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_rate_limited_message_waits_and_is_sent_once() -> None:
+    from playwright.async_api import expect
+
+    async with open_chat(rate_limits={"messages_per_session": {"per_minute": 60, "burst": 1}}) as (page, agent):
+        statuses = []
+        page.on("response", lambda reply: statuses.append(reply.status) if reply.url.endswith("/messages") else None)
+        await say(page, "one")
+        await say(page, "two")
+        await expect(page.locator(BOT)).to_have_text(["You said: one", "You said: two"])
+        assert 429 in statuses
+        assert [m.text for m in agent.received] == ["one", "two"]
+
+
+@pytest.mark.asyncio
+async def test_the_newest_of_many_tabs_gets_pushed_messages() -> None:
+    from playwright.async_api import expect
+
+    async with open_chat() as (page, agent):
+        await say(page, "hello")
+        await expect(page.locator(BOT)).to_have_count(1)
+        first_page_streams = []
+        page.on("request", lambda request: first_page_streams.append(1) if request.url.endswith("/events") else None)
+        tabs = [await page.context.new_page() for _ in range(3)]
+        for tab in tabs:
+            await tab.goto(page.base + "/demo")
+            await expect(tab.locator(f"{WIDGET} .status")).to_have_text("Online")
+        # Four pages, three streams: the first page's stream was handed to the newest.
+        sender = agent.received[0].sender_id
+        for _ in range(100):
+            if page.channel._push.open_streams(sender) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert page.channel._push.open_streams(sender) == 3
+        # The replaced page waits to be looked at again instead of taking a stream back.
+        await asyncio.sleep(3)
+        assert first_page_streams == [] and page.channel._push.open_streams(sender) == 3
+        await page.channel.get_output_channel().send_text_message(sender, "Your parcel has shipped.")
+        await expect(tabs[-1].locator(BOT).last).to_have_text("Your parcel has shipped.")
+        await expect(page.locator(f"{WIDGET} .status")).to_have_text("Online")

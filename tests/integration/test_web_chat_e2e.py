@@ -3,6 +3,7 @@
 Open the demo page, greet the bot, click a quick reply, give an order number, ask a
 question no intent covers, reload and find the whole conversation again. The screenshot
 in README.md is taken here: `make screenshot` writes it to docs/web_chat.png.
+`rasa run` reads the session secret from LEPTON_WEB_CHAT_SECRET (bot/credentials.yml).
 """
 
 import os
@@ -16,6 +17,7 @@ import requests
 from tests.browser import launch_chromium
 from tests.integration.conftest import approved_answer
 from tests.integration.test_http_server import server_dir, server_url  # noqa: F401 (fixtures)
+from tests.rest_client import REST_AUTH
 
 pytestmark = pytest.mark.slow
 
@@ -80,9 +82,34 @@ async def test_customer_chats_in_the_browser_and_finds_the_history_after_reload(
             await browser.close()
 
 
+def test_the_real_server_refuses_made_up_sessions_and_answers_a_retry_once(server_url: Text) -> None:  # noqa: F811
+    import secrets
+
+    chat = f"{server_url}/webhooks/web_chat"
+    made_up = {"Authorization": f"Bearer {secrets.token_urlsafe(32)}"}
+    refused = requests.post(f"{chat}/messages", json={"text": "hi"}, headers=made_up, timeout=60)
+    assert refused.status_code == 401 and "POST /sessions" in refused.json()["message"]
+
+    issued = requests.post(f"{chat}/sessions", timeout=60).json()
+    assert issued["expires_in"] > 0 and issued["refresh_in"] > 0
+    auth = {"Authorization": f"Bearer {issued['session']}"}
+    message = {"text": "are there vacancies at your company?", "id": uuid.uuid4().hex}
+    first = requests.post(f"{chat}/messages", json=message, headers=auth, timeout=60)
+    retry = requests.post(f"{chat}/messages", json=message, headers=auth, timeout=60)
+    assert first.status_code == retry.status_code == 200 and first.json() == retry.json()
+    history = requests.get(f"{chat}/history", headers=auth, timeout=60).json()["messages"]
+    assert [m["text"] for m in history if m["sender"] == "user"] == [message["text"]]
+    renewed = requests.post(f"{chat}/sessions/refresh", headers=auth, timeout=60)
+    assert renewed.status_code == 200
+    again = requests.get(f"{chat}/history", headers={"Authorization": f"Bearer {renewed.json()['session']}"},
+                         timeout=60)
+    assert again.json()["messages"] == history
+
+
 def test_other_channels_get_the_default_greeting(server_url: Text) -> None:  # noqa: F811
     reply = requests.post(f"{server_url}/webhooks/rest/webhook", json={"sender": uuid.uuid4().hex, "message": "hi"},
-                          timeout=60)
+                          headers=REST_AUTH, timeout=60)
+    assert reply.status_code == 200, reply.text
     texts = [message.get("text", "") for message in reply.json()]
     assert any("What can I do for you?" in text for text in texts)
     assert not any("Pick a topic below" in text for text in texts)

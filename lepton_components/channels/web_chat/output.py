@@ -10,9 +10,9 @@ from typing import Any, Dict, Text
 from rasa.core.channels.channel import CollectingOutputChannel
 
 from lepton_components.channels.web_chat.push import PushRegistry
-from lepton_components.channels.web_chat.transcript import bot_message
+from lepton_components.channels.web_chat.transcript import CHANNEL_NAME, bot_message
 
-CHANNEL_NAME = "web_chat"
+__all__ = ["CHANNEL_NAME", "WebChatPushOutput", "WebChatReplyOutput"]
 
 
 class WebChatReplyOutput(CollectingOutputChannel):

@@ -3,16 +3,20 @@
 The tracker store is the one record of the conversation, so history needs no second
 copy in the browser or the server: user turns come from `user` events (showing the
 button title the customer clicked rather than its payload), bot turns from `bot` events
-with their buttons and images.
+with their buttons and images. The same events answer a retried message whose first
+attempt finished on another replica (`replies_after`).
 """
 
-from typing import Any, Dict, Iterable, List, Optional, Text
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Text
 
 from rasa.shared.core.events import BotUttered, Event, UserUttered
 
-# Metadata key under which the widget sends the text the customer saw (a button title)
-# when the message text is a payload such as `/order_status`.
+# Metadata key under which the web chat stores the text the customer saw (a button
+# title) when the message text is a payload such as `/order_status`.
 DISPLAY_TEXT_KEY = "display_text"
+# Only events the web chat created carry a display text it set; another channel's
+# client could put anything under that key.
+CHANNEL_NAME = "web_chat"
 
 
 def bot_message(data: Dict[Text, Any]) -> Dict[Text, Any]:
@@ -35,7 +39,7 @@ def bot_message(data: Dict[Text, Any]) -> Dict[Text, Any]:
 
 
 def _user_message(event: UserUttered) -> Optional[Dict[Text, Any]]:
-    display = (event.metadata or {}).get(DISPLAY_TEXT_KEY)
+    display = (event.metadata or {}).get(DISPLAY_TEXT_KEY) if event.input_channel == CHANNEL_NAME else None
     text = display if isinstance(display, str) and display else event.text
     return {"sender": "user", "text": text} if text else None
 
@@ -57,3 +61,21 @@ def transcript(events: Iterable[Event], limit: int) -> List[Dict[Text, Any]]:
         elif isinstance(event, BotUttered):
             messages.extend(_bot_messages(event))
     return messages[-limit:] if limit > 0 else messages
+
+
+def replies_after(events: Sequence[Event], message_id: Text) -> Optional[List[Dict[Text, Any]]]:
+    """The bot messages that answered the user message `message_id`, or None if it is not there.
+
+    The answer is every `bot` event between that message and the next one, as the
+    history shows them.
+    """
+    replies: Optional[List[Dict[Text, Any]]] = None
+    for event in events:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if event.message_id == message_id and event.input_channel == CHANNEL_NAME:
+                replies = []
+        elif replies is not None and isinstance(event, BotUttered):
+            replies.extend(_bot_messages(event))
+    return replies

@@ -10,6 +10,11 @@
  * Safety: every text, the bot's and the customer's, is put into the page as DOM text
  * nodes built here (never innerHTML), and links and images accept only http(s) and
  * mailto addresses, so no message can inject markup or script.
+ *
+ * Sessions: the server issues a signed token (POST sessions) that expires; the widget
+ * renews it (POST sessions/refresh) while the page is open, before it expires, and the
+ * conversation stays the same. A token the server refuses (expired, ended) is replaced
+ * by a new session, which is a new conversation, and the chat says so.
  */
 (function () {
   "use strict";
@@ -23,25 +28,45 @@
   const RETRYABLE = new Set([502, 503, 504]);
   const MAX_BACKOFF_MS = 10000;
 
-  // ---- session -------------------------------------------------------------------
+  // ---- session storage -------------------------------------------------------------
 
-  let memoryToken = null;
+  // {token, expiresAt, refreshAt}: times in ms of this browser's clock, from the
+  // server's relative `expires_in` / `refresh_in`, so clock skew does not matter.
+  let memorySession = null;
 
-  function savedToken() {
+  function savedSession() {
+    let raw = null;
     try {
-      return window.localStorage.getItem(storageKey);
+      raw = window.localStorage.getItem(storageKey);
     } catch (error) {
-      return memoryToken; // storage disabled: the session lasts as long as the page
+      return memorySession; // storage disabled: the session lasts as long as the page
     }
+    try {
+      const saved = JSON.parse(raw);
+      if (saved && typeof saved.token === "string" && typeof saved.expiresAt === "number") return saved;
+    } catch (error) {
+      /* a token of an earlier widget version, which the server no longer accepts */
+    }
+    return null;
   }
 
-  function saveToken(token) {
-    memoryToken = token;
+  function saveSession(saved) {
+    memorySession = saved;
     try {
-      window.localStorage.setItem(storageKey, token);
+      if (saved) window.localStorage.setItem(storageKey, JSON.stringify(saved));
+      else window.localStorage.removeItem(storageKey);
     } catch (error) {
       /* kept in memory only */
     }
+  }
+
+  function sessionFrom(data) {
+    const now = Date.now();
+    return {
+      token: data.session,
+      expiresAt: now + data.expires_in * 1000,
+      refreshAt: typeof data.refresh_in === "number" ? now + data.refresh_in * 1000 : null,
+    };
   }
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -266,10 +291,17 @@
 
   // ---- talking to the server -------------------------------------------------------
 
+  // Seconds the server asks us to wait (429, 503), within reason.
+  function retryAfterMs(reply, fallback) {
+    const seconds = Number(reply.headers.get("Retry-After") || (reply.data && reply.data.retry_after_seconds));
+    return seconds > 0 ? Math.min(seconds * 1000, 60000) : fallback;
+  }
+
   async function request(method, path, body, authorised) {
     const headers = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (authorised) headers.Authorization = "Bearer " + (await session());
+    const token = authorised ? await session() : null;
+    if (token) headers.Authorization = "Bearer " + token;
     const reply = await fetch(base + path, {
       method,
       headers,
@@ -282,48 +314,125 @@
     } catch (error) {
       /* an empty or non-JSON body (a proxy's error page) */
     }
-    return { status: reply.status, data };
+    return { status: reply.status, data, token, headers: reply.headers };
   }
 
-  // Retries dropped connections and 502/503/504 with backoff until the server answers;
-  // a message keeps its id across retries, so the server processes it once.
+  // Retries dropped connections, 429 and 502/503/504 with backoff until the server
+  // answers; a message keeps its id across retries, so the server processes it once.
+  // A refused session is replaced by a new one, once.
   async function requestUntilAnswered(method, path, body, authorised) {
     let delay = 500;
+    let renewedSession = false;
     for (;;) {
+      let wait = delay;
       try {
         const reply = await request(method, path, body, authorised);
-        if (!RETRYABLE.has(reply.status)) {
+        if (reply.status === 401 && authorised && !renewedSession) {
+          renewedSession = true;
+          forgetSession(reply.token);
+          continue;
+        }
+        if (reply.status !== 429 && !RETRYABLE.has(reply.status)) {
           setProblem("request", false);
           return reply;
         }
+        wait = retryAfterMs(reply, delay);
       } catch (error) {
         /* network error: retried below */
       }
       setProblem("request", true);
-      await sleep(delay);
+      await sleep(wait);
       delay = Math.min(delay * 2, MAX_BACKOFF_MS);
     }
   }
 
+  // ---- sessions ------------------------------------------------------------------
+
   let pendingSession = null;
+  let refreshTimer = null;
+  let announceNewConversation = false;
+
+  // The current token: renewed first when it is due, a new session when there is none.
   function session() {
-    const token = savedToken();
-    if (token) return Promise.resolve(token);
-    if (!pendingSession) {
-      pendingSession = requestUntilAnswered("POST", "sessions", undefined, false).then((reply) => {
-        pendingSession = null;
-        if (!reply.data.session) throw new Error(reply.data.message || reply.data.error || "no session");
-        saveToken(reply.data.session);
-        return reply.data.session;
-      });
+    if (pendingSession) return pendingSession;
+    const saved = savedSession();
+    const now = Date.now();
+    if (saved && now < saved.expiresAt) {
+      if (saved.refreshAt === null || now < saved.refreshAt) {
+        scheduleRefresh(saved);
+        return Promise.resolve(saved.token);
+      }
+      pendingSession = renew(saved);
+    } else {
+      pendingSession = newSession(saved !== null);
     }
+    const settle = () => {
+      pendingSession = null;
+    };
+    pendingSession.then(settle, settle);
     return pendingSession;
+  }
+
+  async function newSession(replacesOne) {
+    saveSession(null);
+    const reply = await requestUntilAnswered("POST", "sessions", undefined, false);
+    if (reply.status !== 201 || !reply.data.session) {
+      throw new Error(reply.data.message || reply.data.error || "no session");
+    }
+    const fresh = sessionFrom(reply.data);
+    saveSession(fresh);
+    scheduleRefresh(fresh);
+    if (replacesOne) announceNewConversation = true;
+    return fresh.token;
+  }
+
+  async function renew(saved) {
+    let reply = null;
+    try {
+      reply = await fetch(base + "sessions/refresh", {
+        method: "POST",
+        headers: { Authorization: "Bearer " + saved.token },
+        cache: "no-store",
+      });
+    } catch (error) {
+      /* offline: the token still works until it expires; try again soon */
+    }
+    if (reply && reply.status === 200) {
+      const fresh = sessionFrom(await reply.json());
+      saveSession(fresh);
+      scheduleRefresh(fresh);
+      return fresh.token;
+    }
+    if (reply && reply.status === 401) return newSession(true);
+    scheduleRefresh({ refreshAt: Date.now() + 30000 });
+    return saved.token;
+  }
+
+  // Renews in the background while the page is open, so an idle page keeps its session.
+  function scheduleRefresh(saved) {
+    if (refreshTimer) clearTimeout(refreshTimer);
+    refreshTimer = null;
+    if (saved.refreshAt === null) return;
+    refreshTimer = setTimeout(() => session().catch(() => {}), Math.max(0, saved.refreshAt - Date.now()));
+  }
+
+  // The server refused `token` (expired or ended): the next request starts a new session.
+  function forgetSession(token) {
+    const saved = savedSession();
+    if (saved && saved.token === token) saveSession({ ...saved, expiresAt: 0 });
+  }
+
+  function noticeIfNewConversation() {
+    if (!announceNewConversation) return;
+    announceNewConversation = false;
+    renderNotice("Your earlier chat session has ended. This is a new conversation.");
   }
 
   async function loadHistory() {
     const reply = await requestUntilAnswered("GET", "history", undefined, true);
     if (reply.status === 200) renderTranscript(reply.data.messages || []);
     else renderNotice(reply.data.message || reply.data.error || "The conversation could not be loaded.");
+    noticeIfNewConversation();
   }
 
   let queue = Promise.resolve();
@@ -341,6 +450,7 @@
       try {
         const reply = await requestUntilAnswered("POST", "messages", body, true);
         bubble.classList.remove("pending");
+        noticeIfNewConversation();
         if (reply.status === 200) {
           const messages = reply.data.messages || [];
           messages.forEach((message, index) => renderMessage(message, index === messages.length - 1));
@@ -362,17 +472,63 @@
     send(text);
   });
 
+  // Resolves when the customer looks at this page again (or writes in it).
+  let attentionWaiters = [];
+  function attention() {
+    return new Promise((resolve) => attentionWaiters.push(resolve));
+  }
+  function noticeAttention() {
+    const waiters = attentionWaiters;
+    attentionWaiters = [];
+    waiters.forEach((resolve) => resolve());
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") noticeAttention();
+  });
+  window.addEventListener("focus", noticeAttention);
+  form.addEventListener("submit", noticeAttention);
+
+  // Reads one server-sent-event stream to its end; returns the reason the server gave
+  // for closing it, if any.
+  async function readStream(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const closed = handleEvent(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+        if (closed) return closed;
+      }
+    }
+  }
+
   // Messages the bot sends outside a reply (reminders, an agent's answer), as
   // server-sent events read with fetch so the token travels in a header, not the URL.
   async function listen() {
     let delay = 1000;
     let connectedBefore = false;
     for (;;) {
+      let wait = delay;
+      let closedBecause = null;
       try {
+        const token = await session();
         const reply = await fetch(base + "events", {
-          headers: { Authorization: "Bearer " + (await session()) },
+          headers: { Authorization: "Bearer " + token },
           cache: "no-store",
         });
+        if (reply.status === 401) {
+          forgetSession(token);
+          wait = 0;
+          throw new Error("session refused");
+        }
+        if (reply.status === 429) {
+          wait = retryAfterMs({ headers: reply.headers, data: null }, delay);
+          throw new Error("too many streams");
+        }
         if (!reply.ok || !reply.body) throw new Error("event stream refused: " + reply.status);
         setProblem("stream", false);
         // Whatever arrived while the stream was down is in the conversation's history.
@@ -382,37 +538,37 @@
         }
         connectedBefore = true;
         delay = 1000;
-        const reader = reply.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value;
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            handleEvent(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-          }
-        }
+        closedBecause = await readStream(reply.body);
+        if (closedBecause === "revoked") forgetSession(token);
       } catch (error) {
         /* reconnect below */
       }
+      if (closedBecause === "replaced") {
+        // A newer page of this session holds the stream now; this one takes it back
+        // when the customer returns to it. Messages still work meanwhile.
+        await attention();
+        continue;
+      }
+      if (closedBecause === "revoked" || closedBecause === "expired") continue;
       setProblem("stream", true);
-      await sleep(delay);
+      await sleep(wait);
       delay = Math.min(delay * 2, MAX_BACKOFF_MS * 3);
     }
   }
 
+  // Shows a pushed message; returns the reason of a `closed` event, else null.
   function handleEvent(block) {
     const lines = block.split("\n");
-    if (!lines.includes("event: message")) return;
     const data = lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice(6)).join("\n");
     try {
+      if (lines.includes("event: closed")) return JSON.parse(data).reason || "closed";
+      if (!lines.includes("event: message")) return null;
       clearQuickReplies();
       renderMessage(JSON.parse(data), true);
     } catch (error) {
       /* malformed event: ignored */
     }
+    return null;
   }
 
   function start() {
