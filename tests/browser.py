@@ -8,7 +8,7 @@ import os
 import shutil
 from typing import Any, Optional, Text
 
-import pytest
+from tests.services import require_service
 
 # Without the background-networking flags Chromium keeps trying to reach Google's
 # servers, which a closed network refuses many times a second.
@@ -28,8 +28,8 @@ def chromium_path() -> Optional[Text]:
 
 
 async def launch_chromium(playwright: Any) -> Any:
-    """A headless Chromium, or a skip naming the install command when there is none."""
+    """A headless Chromium; without one, a skip (a failure under CI) naming the install command."""
     path = chromium_path()
     if path is None:
-        pytest.skip("Chromium is not installed: `apt-get install chromium` (make test does it when run as root)")
+        require_service("Chromium is not installed: run `make browser` as root (it installs Debian's chromium)")
     return await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)

@@ -7,11 +7,14 @@ Enabled by a `credentials.yml` entry::
 
 Routes (under `/webhooks/faq_admin/`): `GET /` health, `GET /status` and `POST /reload`,
 both of which need `Authorization: Bearer <token>`. The token is compared in constant
-time and never travels in the URL, so access logs cannot leak it.
+time and never travels in the URL, so access logs cannot leak it; a header that is not
+UTF-8 gets 400 (`lepton_components.server.bearer`).
+
+Like every Lepton channel, listing it installs the server extensions (API gate, limits,
+JSON errors, strict stores, metrics; `lepton_components.server.extensions`).
 """
 
 import asyncio
-import hmac
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
@@ -20,6 +23,15 @@ from rasa.shared.exceptions import InvalidConfigException
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from lepton_components.server.bearer import (
+    MalformedAuthorization,
+    malformed_authorization_response,
+    presented_bearer,
+    tokens_match,
+    unauthorized_response,
+)
+from lepton_components.server.extensions import install_server_extensions
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +61,19 @@ class FaqAdminInput(InputChannel):
     def __init__(self, token: Text) -> None:
         self._token = token.encode("utf-8")
 
-    def _authorised(self, request: Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(presented.encode("utf-8"), self._token)
+    def _refusal(self, request: Request) -> Optional[HTTPResponse]:
+        """None for the admin token, else the 400 (header not UTF-8) or 401 to answer."""
+        try:
+            presented = presented_bearer(request.headers.get("Authorization"))
+        except MalformedAuthorization as problem:
+            return malformed_authorization_response(problem)
+        if tokens_match(presented, self._token):
+            return None
+        return unauthorized_response("The admin routes need `Authorization: Bearer <token>` (LEPTON_ADMIN_TOKEN).")
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         admin = Blueprint("faq_admin", __name__)
+        admin.listener("before_server_start")(install_server_extensions)
 
         @admin.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -63,8 +81,9 @@ class FaqAdminInput(InputChannel):
 
         @admin.route("/status", methods=["GET"])
         async def status(request: Request) -> HTTPResponse:
-            if not self._authorised(request):
-                return response.json({"error": "missing or wrong bearer token"}, status=401)
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
             retrievers = _loaded_retrievers(request)
             if not retrievers:
                 return _no_retriever()
@@ -74,8 +93,9 @@ class FaqAdminInput(InputChannel):
         async def reload(request: Request) -> HTTPResponse:
             from lepton_components.retrieval.faq_retriever import KnowledgeBaseInvalid
 
-            if not self._authorised(request):
-                return response.json({"error": "missing or wrong bearer token"}, status=401)
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
             retrievers = _loaded_retrievers(request)
             if not retrievers:
                 return _no_retriever()

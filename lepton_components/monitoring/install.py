@@ -3,7 +3,8 @@
 `install_monitoring(app)` is called from `lepton_components.server.extensions` in a
 `before_server_start` listener and installs, once per app:
 
-* `GET /metrics` (Prometheus text format), guarded by `access.MetricsAccess`;
+* `GET /metrics` (Prometheus text format), guarded by `access.MetricsAccess` (loopback
+  only unless configured); refusals use the JSON error shape;
 * app-level request/response middleware that observes
   `lepton_http_request_duration_seconds` for every route (blueprint middleware would
   only see the blueprint's own routes) and instruments the current agent's processor
@@ -31,6 +32,8 @@ from lepton_components.monitoring.access import MetricsAccess
 from lepton_components.monitoring.json_logs import use_log_format_from_env
 from lepton_components.monitoring.metrics import LeptonMetrics
 from lepton_components.monitoring.processor_hooks import instrument_processor
+from lepton_components.server.failures import error_response
+from lepton_components.server.json_errors import ERROR_CODES
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +94,10 @@ def _metrics_route(metrics: LeptonMetrics, access: MetricsAccess) -> Callable[[R
         refused = access.refusal(request.ip, request.headers)
         if refused is not None:
             status, reason = refused
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return response.json({"error": reason}, status=status, headers=headers)
+            reply = error_response(status, ERROR_CODES[status], reason)
+            if status == 401:
+                reply.headers["WWW-Authenticate"] = "Bearer"
+            return reply
         return response.raw(metrics.render(), content_type=CONTENT_TYPE_LATEST)
 
     return metrics_endpoint

@@ -11,6 +11,7 @@ the database host, port and name are for operators, so they go to the log only.
 """
 
 import logging
+import re
 from typing import Optional, Text, Tuple, Type
 
 import redis.exceptions
@@ -20,7 +21,8 @@ from rasa.shared.exceptions import ConnectionException
 from sanic import response
 from sanic.response import HTTPResponse
 
-from lepton_components.stores.atomic_redis_lock_store import LockStoreUnavailable
+from lepton_components.channels.conversation_ids import describe
+from lepton_components.stores.atomic_redis_lock_store import LockQueueFull, LockStoreUnavailable
 from lepton_components.stores.strict_tracker_store import TrackerStoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,10 @@ _BUSY_FIX = (
     "Another message of this conversation took too long, so this one could not get its turn "
     "and was not processed. Resend it in a few seconds."
 )
+_QUEUE_FULL_FIX = (
+    "Too many messages of this conversation are waiting, so this one was not processed. "
+    "Resend it in a few seconds."
+)
 _OTHER_FIX = (
     "A service the bot depends on cannot be used, so this message was not processed. Resend "
     "it in a few seconds. Operators: the server log names the service."
@@ -84,6 +90,8 @@ def outage_service(error: BaseException) -> Tuple[Text, Text]:
         return "tracker_store", _TRACKER_STORE_FIX
     if isinstance(error, LockStoreUnavailable):
         return "lock_store", _LOCK_STORE_FIX
+    if isinstance(error, LockQueueFull):
+        return "lock_store", _QUEUE_FULL_FIX
     if isinstance(error, LockError):
         return "lock_store", _BUSY_FIX
     if isinstance(error, redis.exceptions.RedisError):
@@ -93,11 +101,16 @@ def outage_service(error: BaseException) -> Tuple[Text, Text]:
     return "backing_service", _OTHER_FIX
 
 
+# Rasa's lock stores quote the conversation id: "... for conversation_id 'verified_telegram:4917...'".
+_QUOTED_CONVERSATION = re.compile(r"(conversation(?:_id)?) '([^']{0,512})'")
+
+
 def log_outage(error: BaseException, what: Text) -> None:
     """One ERROR line: what was refused, and the error, which names the service and fix."""
     # The first line of a driver error says what failed, without the SQL statement
-    # and the conversation data bound to it.
+    # and the conversation data bound to it; a quoted conversation id becomes its fingerprint.
     detail = (str(error).strip().splitlines() or [""])[0]
+    detail = _QUOTED_CONVERSATION.sub(lambda match: f"{match.group(1)} of {describe(match.group(2))}", detail)
     logger.error(f"HTTP 503 for {what}: {type(error).__name__}: {detail}")
 
 

@@ -6,13 +6,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List, Text
+from typing import Dict, Iterator, List, Text, Tuple
 
 import pytest
 import requests
 
 from tests.integration.conftest import REPO
+from tests.integration.numbered_bot import numbered_bot_model  # noqa: F401 (fixture)
+from tests.rest_client import REST_AUTH
 from tests.server.schemathesis_run import run_schemathesis
+from tests.server.test_rasa_internals import RASA_GUARDED_ROUTES
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +32,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rasa(arguments: List[Text], folder: Path, environment: Dict[Text, Text]) -> subprocess.Popen:
+def _rasa(
+    arguments: List[Text], folder: Path, environment: Dict[Text, Text], credentials: Path = REPO / "bot" / "credentials.yml"
+) -> subprocess.Popen:
     log = (folder / "rasa.log").open("w")
     rasa = Path(sys.executable).parent / "rasa"
     return subprocess.Popen(
-        [str(rasa), "run", "--credentials", str(REPO / "bot" / "credentials.yml"), "--interface", "127.0.0.1",
-         *arguments],
+        [str(rasa), "run", "--credentials", str(credentials), "--interface", "127.0.0.1", *arguments],
         cwd=folder, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "LEPTON_ADMIN_TOKEN": ADMIN_TOKEN, **environment},
     )
@@ -76,7 +80,7 @@ def test_schemathesis_against_rasa_run_with_the_demo_model(demo_server: Text, tm
     result = run_schemathesis(demo_server, tmp_path, API_TOKEN, ADMIN_TOKEN, session, max_examples=15)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     reply = requests.post(
-        f"{demo_server}/webhooks/rest/webhook", json={"sender": uuid.uuid4().hex, "message": "where is my order?"},
+        f"{demo_server}/webhooks/rest/webhook", json={"sender": uuid.uuid4().hex, "message": "where is my order?"}, headers=REST_AUTH,
         timeout=60,
     )
     assert reply.status_code == 200 and "order number" in " ".join(m.get("text", "") for m in reply.json())
@@ -86,7 +90,7 @@ def test_demo_greeting_buttons_work_and_forced_entities_do_not(demo_server: Text
     sender = uuid.uuid4().hex
 
     def say(text: Text) -> List[Dict]:
-        reply = requests.post(f"{demo_server}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+        reply = requests.post(f"{demo_server}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=REST_AUTH,
                               timeout=60)
         assert reply.status_code == 200, reply.text
         return reply.json()
@@ -135,3 +139,63 @@ def test_open_api_refuses_to_start(tmp_path: Path) -> None:
         pytest.fail("rasa run served an open API")
     assert process.returncode != 0
     assert "without --auth-token or --jwt-secret" in (tmp_path / "rasa.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def make_serve_api(numbered_bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Text, Path]]:  # noqa: F811
+    """`rasa run --enable-api` as `make serve` starts it now: the token only in the environment,
+    no --auth-token, and only the explicit `LeptonServerInput` switch listed."""
+    folder = tmp_path_factory.mktemp("make-serve")
+    # Not `models`, Rasa's default: the allowed folder must come from `--model` itself.
+    (folder / "served-models").mkdir()
+    model = folder / "served-models" / numbered_bot_model.name
+    model.write_bytes(numbered_bot_model.read_bytes())
+    credentials = folder / "credentials.yml"
+    credentials.write_text("lepton_components.server.channel.LeptonServerInput:\n", encoding="utf-8")
+    port = _free_port()
+    process = _rasa(["--model", str(model), "--port", str(port), "--enable-api"], folder,
+                    {"LEPTON_API_TOKEN": API_TOKEN}, credentials=credentials)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/version", process, folder / "rasa.log")
+        deadline = time.time() + START_TIMEOUT_S
+        while requests.get(f"{url}/status", headers=BEARER, timeout=5).status_code != 200:
+            assert time.time() < deadline, (folder / "rasa.log").read_text()[-3000:]
+            time.sleep(1)
+        yield url, model
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        assert API_TOKEN not in (folder / "rasa.log").read_text(), "the API token reached the log"
+
+
+BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def test_without_auth_token_every_api_route_still_needs_the_token(make_serve_api: Tuple[Text, Path]) -> None:
+    url, _ = make_serve_api
+    for method, path in sorted(RASA_GUARDED_ROUTES):
+        target = f"{url}/{path.replace('<conversation_id:path>', 'someone')}"
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789abcdef"}):
+            reply = requests.request(method, target, headers=headers, json={"text": "hi"}, timeout=10)
+            assert reply.status_code == 401, (method, path, reply.status_code, reply.text[:200])
+    parsed = requests.post(f"{url}/model/parse", headers=BEARER, json={"text": "message 7"}, timeout=30)
+    assert parsed.status_code == 200 and parsed.json()["intent"]["name"] == "inform"
+    assert requests.post(f"{url}/model/parse", params={"token": API_TOKEN}, json={"text": "hi"}, timeout=30).ok
+
+
+def test_put_model_loads_only_from_the_model_folder(make_serve_api: Tuple[Text, Path], tmp_path: Path) -> None:
+    url, model = make_serve_api
+    planted = tmp_path / "planted.tar.gz"
+    planted.write_bytes(model.read_bytes())
+    for body in ({"model_file": str(planted)}, {"model_server": {"url": "http://127.0.0.1:9/m.tar.gz"}},
+                 {"model_file": "m.tar.gz", "remote_storage": "aws"}):
+        reply = requests.put(f"{url}/model", headers=BEARER, json=body, timeout=30)
+        assert reply.status_code == 403 and reply.json()["error"] == "forbidden", (body, reply.text)
+    assert requests.put(f"{url}/model", headers=BEARER, json={"model_file": str(model)}, timeout=120).status_code == 204
+
+
+def test_metrics_are_served_to_this_machine(make_serve_api: Tuple[Text, Path]) -> None:
+    url, _ = make_serve_api
+    reply = requests.get(f"{url}/metrics", timeout=10)
+    assert reply.status_code == 200 and "lepton_http_request_duration_seconds" in reply.text

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import REPO, approved_answer
+from tests.rest_client import REST_AUTH
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,7 @@ def server_url(demo_model_path: Path, server_dir: Path) -> Iterator[Text]:
 
 
 def _say(url: Text, sender: Text, text: Text) -> list:
-    response = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
+    response = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=REST_AUTH, timeout=60)
     assert response.status_code == 200
     return [message.get("text") for message in response.json()]
 
@@ -88,7 +89,9 @@ def test_unseen_question_answered_over_rest(server_url: Text) -> None:
 
 def test_oversized_and_empty_messages_do_not_break_the_server(server_url: Text) -> None:
     sender = uuid.uuid4().hex
-    assert _say(server_url, sender, "a" * 10_000)
+    oversized = requests.post(f"{server_url}/webhooks/rest/webhook", json={"sender": sender, "message": "a" * 10_000},
+                              headers=REST_AUTH, timeout=60)
+    assert oversized.status_code == 413 and "the limit is 2000" in oversized.json()["message"]
     assert _say(server_url, sender, "")
     assert "order number" in " ".join(_say(server_url, sender, "where is my order?"))
 

@@ -35,6 +35,8 @@ from tests.integration.scaled_services import (
     stop_redis,
     stopped,
 )
+from tests.rest_client import REST_AUTH
+from tests.services import require_service
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +50,7 @@ REFUSED = message(7)
 @pytest.fixture(scope="module")
 def services() -> Iterator[None]:
     if not (postgres_up() and redis_up()):
-        pytest.skip(f"PostgreSQL ({PG_HOST}:{PG_PORT}) and Redis (:{REDIS_PORT}) must run; .ci/run starts them.")
+        require_service(f"PostgreSQL ({PG_HOST}:{PG_PORT}) and Redis (:{REDIS_PORT}) must run; .ci/run starts them")
     yield
     # Whatever happened, leave both running for the other tests.
     start_postgres()
@@ -72,7 +74,7 @@ def server(
 
 
 def _post(rasa: RasaServer, sender: Text, text: Text) -> requests.Response:
-    return requests.post(f"{rasa.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
+    return requests.post(f"{rasa.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=REST_AUTH, timeout=60)
 
 
 def _say(rasa: RasaServer, sender: Text, text: Text) -> List[Text]:
@@ -82,7 +84,8 @@ def _say(rasa: RasaServer, sender: Text, text: Text) -> List[Text]:
 
 
 def _tracker(rasa: RasaServer, sender: Text) -> requests.Response:
-    return requests.get(f"{rasa.url}/conversations/{sender}/tracker", params={"token": API_TOKEN}, timeout=30)
+    # The REST channel keeps its conversations under `rest:<sender>`.
+    return requests.get(f"{rasa.url}/conversations/rest:{sender}/tracker", params={"token": API_TOKEN}, timeout=30)
 
 
 def _user_texts(tracker: Dict[Text, Any]) -> List[Text]:

@@ -35,6 +35,8 @@ from tests.integration.scaled_services import (
     redis_up,
     scaled_endpoints,
 )
+from tests.rest_client import REST_AUTH
+from tests.services import require_service
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +53,7 @@ REQUEST_TIMEOUT_S = 180
 def replicas(numbered_bot_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[List[Text], Text]]:
     """Two replicas with the shipped scaled endpoints, on a fresh database and key prefix."""
     if not (postgres_up() and redis_up()):
-        pytest.skip("PostgreSQL and Redis must run on 127.0.0.1; .ci/run starts them.")
+        require_service("PostgreSQL and Redis must run on 127.0.0.1; .ci/run starts them")
     from lepton_components.stores.strict_tracker_store import StrictSQLTrackerStore
 
     folder = tmp_path_factory.mktemp("replicas")
@@ -94,7 +96,7 @@ class RoundRobin:
 
 async def _send(session: aiohttp.ClientSession, url: Text, sender: Text, number: int) -> Tuple[int, Text]:
     payload = {"sender": sender, "message": message(number)}
-    async with session.post(f"{url}/webhooks/rest/webhook", json=payload) as reply:
+    async with session.post(f"{url}/webhooks/rest/webhook", json=payload, headers=REST_AUTH) as reply:
         return reply.status, await reply.text()
 
 
@@ -125,13 +127,14 @@ def _conversation_events(database: Text, senders: List[Text]) -> Dict[Text, List
                     "SELECT sender_id, type_name, data FROM events "
                     "WHERE sender_id = ANY(:senders) AND type_name IN ('user', 'bot') ORDER BY id"
                 ),
-                {"senders": senders},
+                # The REST channel keeps its conversations under `rest:<sender>`.
+                {"senders": [f"rest:{sender}" for sender in senders]},
             ).fetchall()
     finally:
         engine.dispose()
     events: Dict[Text, List[Tuple[Text, Text]]] = defaultdict(list)
-    for sender, type_name, data in rows:
-        events[sender].append((type_name, json.loads(data).get("text")))
+    for sender_id, type_name, data in rows:
+        events[sender_id[len("rest:"):]].append((type_name, json.loads(data).get("text")))
     return events
 
 

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 from typing import List, Text
 
+from tests.rest_client import REST_TOKEN
+
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI = REPO / "docs" / "openapi.yml"
 # 5xx answers and answers not matching docs/openapi.yml fail the run.
@@ -14,11 +16,13 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def run_schemathesis(
     url: Text, work_dir: Path, api_token: Text, admin_token: Text, session: Text, max_examples: int
 ) -> subprocess.CompletedProcess:
-    """Runs it with the three auth schemes filled in; returns the finished process."""
+    """Runs it with the five auth schemes filled in; returns the finished process."""
     config = work_dir / "schemathesis.toml"
     config.write_text(
         f'[auth.openapi.ApiToken]\napi_key = "{api_token}"\n'
+        f'[auth.openapi.ApiBearer]\nbearer = "{api_token}"\n'
         f'[auth.openapi.AdminBearer]\nbearer = "{admin_token}"\n'
+        f'[auth.openapi.RestBearer]\nbearer = "{REST_TOKEN}"\n'
         f'[auth.openapi.WebChatSession]\nbearer = "{session}"\n',
         encoding="utf-8",
     )

@@ -17,6 +17,7 @@ from lepton_components.server.access_log import ACCESS_LOGGER, REDACTED, install
 from lepton_components.server.api_auth import API_TOKEN_ENV, configured_token, install_api_auth
 from lepton_components.server.request_limits import MAX_REQUEST_BYTES_ENV, max_request_bytes
 from tests.channels.webhook_harness import TIMEOUT_S, serve_app
+from tests.rest_client import REST_JSON
 from tests.server.lepton_app import API_TOKEN, ParsingAgent, lepton_app
 
 JSON = {"Content-Type": "application/json"}
@@ -34,8 +35,10 @@ async def call(method: Text, url: Text, **kwargs: Any) -> Any:
             return reply.status, body, reply.headers.get("Content-Type", "")
 
 
-def say(text: Text, sender: Text = "customer-1") -> Dict[Text, Any]:
-    return {"data": json.dumps({"sender": sender, "message": text}), "headers": JSON}
+def say(text: Text, sender: Text = "customer-1", padding: int = 0) -> Dict[Text, Any]:
+    """A REST request from the website's backend; `padding` characters make the body larger."""
+    body = {"sender": sender, "message": text, **({"padding": "a" * padding} if padding else {})}
+    return {"data": json.dumps(body), "headers": REST_JSON}
 
 
 @pytest.mark.asyncio
@@ -53,9 +56,9 @@ async def test_oversized_body_gets_json_413_and_the_server_keeps_serving(monkeyp
 async def test_default_limit_is_one_mebibyte(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(MAX_REQUEST_BYTES_ENV, raising=False)
     async with serve_app(lepton_app(ParsingAgent())) as url:
-        status, _, _ = await call("POST", f"{url}/webhooks/rest/webhook", **say("a" * 1_000_000))
+        status, _, _ = await call("POST", f"{url}/webhooks/rest/webhook", **say("hi", padding=1_000_000))
         assert status == 200
-        status, body, _ = await call("POST", f"{url}/webhooks/rest/webhook", **say("a" * 1_100_000))
+        status, body, _ = await call("POST", f"{url}/webhooks/rest/webhook", **say("hi", padding=1_100_000))
         assert status == 413 and body["error"] == "payload_too_large"
 
 
@@ -71,8 +74,9 @@ def test_limit_that_is_not_a_positive_whole_number_is_refused(value: Text) -> No
     [
         ("GET", "/no/such/route", {}, 404, "not_found"),
         ("GET", "/webhooks/rest/webhook", {}, 405, "method_not_allowed"),
-        ("POST", "/webhooks/rest/webhook", {"data": b"{not json", "headers": JSON}, 400, "bad_request"),
-        ("POST", "/webhooks/rest/webhook", {"data": b"\xff\xfe\x00", "headers": JSON}, 400, "bad_request"),
+        ("POST", "/webhooks/rest/webhook", {"data": b"{not json", "headers": REST_JSON}, 400, "bad_request"),
+        ("POST", "/webhooks/rest/webhook", {"data": b"\xff\xfe\x00", "headers": REST_JSON}, 400, "bad_request"),
+        ("POST", "/webhooks/rest/webhook", {"data": b"{}", "headers": JSON}, 401, "unauthorized"),
     ],
 )
 async def test_sanic_errors_answer_with_the_json_error_shape(

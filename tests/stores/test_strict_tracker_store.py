@@ -35,6 +35,7 @@ from lepton_components.stores.strict_tracker_store import (
     TrackerStoreUnavailable,
     make_tracker_store_strict,
 )
+from tests.services import require_service
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -55,7 +56,7 @@ def postgres_admin() -> Iterator[sa.engine.Engine]:
     try:
         engine.connect().close()
     except sa.exc.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not running on {PG_HOST}:{PG_PORT} ({error.orig}).")
+        require_service(f"PostgreSQL is not running on {PG_HOST}:{PG_PORT} ({error.orig}); .ci/run starts it")
     yield engine
     engine.dispose()
 
