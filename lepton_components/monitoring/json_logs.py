@@ -6,6 +6,11 @@ then always calls `coloredlogs.install`, which replaces the root handler writing
 stderr (`rasa/__main__.py`), so a JSON formatter set there is lost. The server
 extensions call `use_log_format_from_env()` before the model is loaded, so everything
 from model loading on, including Sanic's access log, is JSON.
+
+Personal data is masked as in the text format: the PII log filter
+(`lepton_components.privacy.log_filter`) rewrites the record before any formatter reads
+it, and this formatter writes only what the filter rewrites (message, exception text,
+stack text, the access log's fields).
 """
 
 import json
@@ -21,7 +26,11 @@ ACCESS_FIELDS = ("host", "request", "status", "byte")
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"time", "level", "logger", "message", ...}` on one line; newlines in messages are escaped."""
+    """`{"time", "level", "logger", "message", ...}` on one line; newlines in messages are escaped.
+
+    Like `logging.Formatter`, writes (and caches) `record.exc_text`, never a traceback
+    formatted afresh from `exc_info`, which would undo the PII filter's masking.
+    """
 
     def format(self, record: logging.LogRecord) -> Text:
         entry: Dict[Text, Any] = {
@@ -34,8 +43,12 @@ class JsonFormatter(logging.Formatter):
         for name in ACCESS_FIELDS:
             if hasattr(record, name):
                 entry[name] = getattr(record, name)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            # The cached text, as `logging.Formatter` writes it: the PII log filter masks
+            # that text, while `exc_info` still holds the raw exception and its message.
+            entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -26,7 +26,7 @@ import json
 from typing import Any, Dict, List, Optional, Sequence, Text
 
 from lepton_components.privacy.pii_detectors import PiiDetector
-from lepton_components.privacy.placeholders import Placeholders, is_placeholder, label_of
+from lepton_components.privacy.placeholders import Placeholders, label_of, token_forms
 from lepton_components.privacy.privacy_policy import KEEP, PrivacyPolicy
 from lepton_components.privacy.text_masker import KnownValue, MaskedText, Span, TextMasker
 
@@ -47,7 +47,9 @@ class EventMasker:
     def __init__(self, policy: PrivacyPolicy, detector: Optional[PiiDetector] = None) -> None:
         self.policy = policy
         self.detector = detector or PiiDetector(policy.kinds, policy.phone_regions)
-        self.placeholders = Placeholders(policy.hash_secret)
+        self.placeholders = Placeholders(
+            policy.hash_secret, token_forms(policy), lambda text: bool(self.detector.find(text))
+        )
         self.text = TextMasker(self.detector, policy.kinds, self.placeholders, policy.allow)
 
     def allow(self, values: Sequence[Text]) -> None:
@@ -63,7 +65,7 @@ class EventMasker:
         if isinstance(value, list):
             return [self.apply(action, label, item) for item in value]
         if isinstance(value, str):
-            if is_placeholder(value):
+            if self.placeholders.is_own(value):
                 return value
             return self.placeholders.token(action, label_of(label), self.detector.normalize(value))
         return self.placeholders.token(action, label_of(label), json.dumps(value, sort_keys=True, default=str))
@@ -101,7 +103,7 @@ class EventMasker:
             if action == KEEP:
                 return
             for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, str) and item.strip() and not is_placeholder(item.strip()):
+                if isinstance(item, str) and item.strip() and not self.placeholders.is_own(item.strip()):
                     text = item.strip()
                     found.setdefault(
                         text.lower(), KnownValue(text, action, label_of(name), self.detector.normalize(text))

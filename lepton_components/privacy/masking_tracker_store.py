@@ -36,18 +36,25 @@ from rasa.core.tracker_store import TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.exceptions import InvalidConfigException
 
-from lepton_components.privacy.event_masker import EventMasker
-from lepton_components.privacy.log_filter import install_log_filter
-from lepton_components.privacy.masking_event_broker import MaskingEventBroker
-from lepton_components.privacy.privacy_policy import PrivacyPolicy
-from lepton_components.privacy.response_texts import pii_in_responses
 from lepton_components.stores.inner_store import create_inner_store
+from lepton_components.stores.store_startup import fails_loudly, missing_package, quoted
+
+STORE_TYPE = "lepton_components.privacy.masking_tracker_store.MaskingTrackerStore"
+
+try:
+    from lepton_components.privacy.event_masker import EventMasker
+    from lepton_components.privacy.log_filter import install_log_filter
+    from lepton_components.privacy.masking_event_broker import MaskingEventBroker
+    from lepton_components.privacy.privacy_policy import PrivacyPolicy
+    from lepton_components.privacy.response_texts import pii_in_responses
+except ImportError as error:
+    # Rasa answers an ImportError while importing this module with an in-memory store that
+    # masks nothing (`store_startup`); `phonenumbers` is the one package this adds to Rasa's.
+    raise missing_package(error, quoted(STORE_TYPE)) from error
 
 logger = logging.getLogger(__name__)
 
-STORE_TYPE = "lepton_components.privacy.masking_tracker_store.MaskingTrackerStore"
 # Attribute set on Event objects read back from the inner store (never serialised).
 STORED_MARK = "_lepton_masked_in_storage"
 
@@ -62,6 +69,7 @@ def _mark_stored(tracker: Optional[DialogueStateTracker]) -> Optional[DialogueSt
 class MaskingTrackerStore(TrackerStore):
     """Saves masked copies of trackers through the `inner` store; reads are passed through."""
 
+    @fails_loudly(quoted(STORE_TYPE))
     def __init__(
         self,
         domain: Optional[Domain] = None,
@@ -70,14 +78,13 @@ class MaskingTrackerStore(TrackerStore):
         inner: Union[TrackerStore, Dict[Text, Any], None] = None,
         **settings: Any,
     ) -> None:
-        """`host` is Rasa's `url` key, unused: the inner store has its own settings."""
-        try:
-            self.masker = EventMasker(PrivacyPolicy.from_settings(settings))
-            self._inner = create_inner_store(inner, domain, event_broker, STORE_TYPE)
-        except (AttributeError, ImportError) as error:
-            # Rasa answers these two with a silent fallback to an in-memory store
-            # (`_load_from_module_name_in_endpoint_config`): fail visibly instead.
-            raise InvalidConfigException(f"The masking tracker store could not be created: {error!r}") from error
+        """`host` is Rasa's `url` key, unused: the inner store has its own settings.
+
+        Errors Rasa would answer with an in-memory store (a missing driver) raise
+        `InvalidConfigException` instead (`store_startup`).
+        """
+        self.masker = EventMasker(PrivacyPolicy.from_settings(settings))
+        self._inner = create_inner_store(inner, domain, event_broker, STORE_TYPE)
         broker = self._inner.event_broker
         super().__init__(domain or self._inner.domain, MaskingEventBroker(broker, self.masker) if broker else None)
         self.domain = domain or self._inner.domain

@@ -1,24 +1,58 @@
-"""A Redis ticket-lock store whose every read-modify-write happens inside Redis.
+"""A Redis ticket-lock store that is atomic, never blocks the event loop and renews its tickets.
 
-Rasa 3.6's `RedisLockStore` issues a ticket by GET, modify in Python, SET
-(`rasa/core/lock_store.py` L263-277, rasa issue 9213). Two replicas that do this at
-the same moment both read ticket list N, both append, and the second SET erases the
-first ticket: two messages of one conversation are then processed side by side.
-Here each change of a lock is one Lua script, which Redis runs with nothing else
-interleaved, so across any number of processes:
+Rasa 3.6's `RedisLockStore` has four holes that let two messages of one conversation
+be processed side by side, or stall a whole replica:
 
-* `issue_ticket` never hands out the same number twice and never loses a ticket;
-* finishing a ticket, pruning expired ones and deleting an empty lock are one step,
-  so a ticket issued meanwhile by another replica is never deleted with the lock;
-* `save_lock` is compare-and-set: it only writes over the value `get_lock` read.
+* it issues a ticket by GET, modify in Python, SET (`rasa/core/lock_store.py`
+  L263-277, rasa issue 9213): two replicas doing that at once both append to ticket
+  list N and the second SET erases the first ticket;
+* ticket numbers restart at 0 whenever the lock is deleted, so a worker whose ticket
+  expired can, when it finally finishes, remove a newer worker's ticket 0;
+* tickets expire after the lock lifetime (60 s by default) even while their turn is
+  still running, so a long turn lets the next message of the conversation start;
+* it uses the synchronous client with a 10 s socket timeout on the event loop: a
+  Redis that accepts connections but never answers freezes every conversation of
+  the replica for 10 s per message.
 
-Stored values keep the JSON shape of `TicketLock.dumps()` plus a `last_issued`
-counter, so Rasa's own `RedisLockStore.get_lock` can still read them. The counter
-keeps ticket numbers rising while a lock exists: a worker whose ticket expired
-cannot later finish (remove) a newer worker's ticket that reused its number.
+Here:
 
-Ticket expiry is judged by the caller's clock, as in Rasa's `TicketLock`, so replica
-clocks must agree to well within the lock lifetime (60 s by default): run NTP.
+* every change of a lock is one Lua script, which Redis runs with nothing else
+  interleaved: issuing, taking a turn, finishing, pruning and deleting an empty lock
+  cannot lose or duplicate a ticket across any number of processes; `save_lock` is
+  compare-and-set (it only writes over the value `get_lock` read);
+* ticket numbers are never reused: a per-conversation counter key outlives the
+  lock by `COUNTER_RETENTION_SECONDS`, and a fresh counter starts at Redis' clock in
+  microseconds, above every number issued before. Finishing removes only the
+  finisher's own ticket;
+* every key expires: the lock when its last ticket does, the counter
+  `COUNTER_RETENTION_SECONDS` later. A quiet conversation leaves nothing behind;
+* the holder's ticket is renewed `RENEWALS_PER_LIFETIME` times per lifetime while
+  its turn runs (also on taking the turn), and renewal stops when the turn ends;
+  a crashed replica stops renewing, so its ticket expires within one lifetime;
+* one conversation holds at most `max_tickets_per_conversation` tickets (20): a
+  flood of messages for one conversation is refused with `LockQueueFull` instead of
+  growing a queue that every waiter re-reads from Redis several times a second;
+* `lock()`, the one method Rasa calls (`Agent.handle_message`, the HTTP API,
+  reminders), uses `redis.asyncio`, and both clients time out after 1 s by default
+  (`socket_timeout`, `socket_connect_timeout`). A Redis that is down or silent fails
+  the message with `LockStoreUnavailable` (HTTP 503 in Lepton's channels) within
+  about that long while the replica keeps serving other conversations. The other,
+  synchronous `LockStore` methods keep working for direct callers;
+* a message cancelled mid-way (Sanic cancels the request of a client that went
+  away) still removes its ticket, even one whose number had not arrived yet. A
+  removal that fails after the turn ran is logged, not raised: the message was
+  handled, and the ticket expires within one lifetime;
+* errors and log lines name a conversation only as `describe()` does (channel and
+  fingerprint): a sender id may be a phone number, and Lepton logs the first line of
+  every lock error that refuses a message.
+
+The Lua scripts are in `redis_lock_scripts`, the checks of the endpoints.yml section
+in `redis_lock_settings`; this module holds the store. Expiry is judged by Redis' clock (`TIME`), so replica clocks need not agree. Stored
+values keep the JSON shape of `TicketLock.dumps()` plus a `last_issued` counter, so
+Rasa's own `RedisLockStore.get_lock` can still read them. As every key now has a TTL,
+the Redis database must not evict keys under memory pressure: keep Redis' default
+`maxmemory-policy noeviction` (a `volatile-*` or `allkeys-*` policy could drop a
+live lock).
 
 Enable it in `endpoints.yml`::
 
@@ -30,113 +64,61 @@ Enable it in `endpoints.yml`::
       key_prefix: lepton
       # optional: seconds between "is it my turn?" checks (Rasa: 1)
       wait_time_in_seconds: 0.05
+      # optional: seconds to wait for Redis to answer / to accept a connection
+      socket_timeout: 1
+      socket_connect_timeout: 1
+      # optional: messages of one conversation handled or waiting at once
+      max_tickets_per_conversation: 20
 """
 
 import asyncio
-import inspect
 import json
 import logging
 import time
+import weakref
 from collections import deque
-from contextlib import contextmanager
-from typing import Any, AsyncContextManager, Deque, Dict, Iterator, Optional, Text
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, AsyncIterator, Awaitable, Deque, Iterator, List, Optional, Set, Text
 
-import redis
+try:
+    import redis
+    import redis.asyncio
+except ImportError as error:
+    raise ImportError(
+        "AtomicRedisLockStore needs the `redis` Python package, version 4.2 or later (for "
+        f"`redis.asyncio`), which could not be imported: {error}. Install it with "
+        "`pip install 'redis>=4.2'`, or choose another `lock_store` in endpoints.yml."
+    ) from error
 from rasa.core.lock import NO_TICKET_ISSUED, Ticket, TicketLock
-from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
-from rasa.shared.exceptions import ConnectionException, InvalidConfigException
-from rasa.shared.utils.io import raise_warning
+from rasa.core.lock_store import DEFAULT_REDIS_LOCK_STORE_KEY_PREFIX, LOCK_LIFETIME, LockError, RedisLockStore
+from rasa.shared.exceptions import ConnectionException
 from rasa.utils.endpoints import EndpointConfig
+
+from lepton_components.channels.conversation_ids import describe
+from lepton_components.stores.redis_lock_scripts import (
+    COUNTER_RETENTION_SECONDS,
+    QUEUE_FULL,
+    SAVED_EMPTY,
+    TICKET_GONE,
+    TURN_TAKEN,
+    LockScripts,
+)
+from lepton_components.stores.redis_lock_settings import connection_settings, lifetime_in_microseconds, store_settings
+
+__all__ = [
+    "COUNTER_RETENTION_SECONDS",
+    "AtomicRedisLockStore",
+    "LockConflict",
+    "LockQueueFull",
+    "LockStoreUnavailable",
+    "StoredTicketLock",
+]
 
 logger = logging.getLogger(__name__)
 
-# Helpers shared by the scripts below. A ticket is kept as the JSON string Rasa's
-# `Ticket.dumps()` wrote, so values never lose precision by being re-encoded.
-# "Live" follows `Ticket.has_expired`: a ticket is dead once `now > expires`.
-_LUA_HELPERS = """
-local function decode_lock(raw, now)
-  local data = cjson.decode(raw)
-  local live = {}
-  local last_issued = tonumber(data['last_issued']) or -1
-  for _, serialised in ipairs(data['tickets'] or {}) do
-    local ticket = cjson.decode(serialised)
-    if ticket['number'] > last_issued then last_issued = ticket['number'] end
-    if now <= ticket['expires'] then
-      table.insert(live, {number = ticket['number'], serialised = serialised})
-    end
-  end
-  return data['conversation_id'], live, last_issued
-end
-
-local function encode_lock(conversation_id, live, last_issued)
-  local tickets = {}
-  for i, ticket in ipairs(live) do tickets[i] = cjson.encode(ticket.serialised) end
-  return '{"conversation_id": ' .. cjson.encode(conversation_id)
-    .. ', "tickets": [' .. table.concat(tickets, ', ')
-    .. '], "last_issued": ' .. string.format('%d', last_issued) .. '}'
-end
-"""
-
-# KEYS[1]: lock key. ARGV: now, expiry of the new ticket (as text), conversation id.
-# Returns the new ticket's number.
-_ISSUE_TICKET_LUA = (
-    _LUA_HELPERS
-    + """
-local now = tonumber(ARGV[1])
-local conversation_id, live, last_issued = ARGV[3], {}, -1
-local raw = redis.call('GET', KEYS[1])
-if raw then conversation_id, live, last_issued = decode_lock(raw, now) end
-local number = last_issued + 1
-table.insert(live, {
-  number = number,
-  serialised = '{"number": ' .. string.format('%d', number) .. ', "expires": ' .. ARGV[2] .. '}'
-})
-redis.call('SET', KEYS[1], encode_lock(conversation_id, live, number))
-return number
-"""
-)
-
-# KEYS[1]: lock key. ARGV: now, number of a ticket to remove ('' for none), '1' to
-# delete the lock once no live ticket is left. Drops expired tickets. Returns the
-# stored lock afterwards, or nil when there is none (any more).
-_PRUNE_LUA = (
-    _LUA_HELPERS
-    + """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local finished = tonumber(ARGV[2])
-local conversation_id, live, last_issued = decode_lock(raw, tonumber(ARGV[1]))
-local kept = {}
-for _, ticket in ipairs(live) do
-  if ticket.number ~= finished then table.insert(kept, ticket) end
-end
-if #kept == 0 and ARGV[3] == '1' then
-  redis.call('DEL', KEYS[1])
-  return false
-end
-local pruned = encode_lock(conversation_id, kept, last_issued)
-if pruned ~= raw then redis.call('SET', KEYS[1], pruned) end
-return pruned
-"""
-)
-
-# KEYS[1]: lock key. ARGV: the value the caller read ('' if there was none), the new
-# value. Returns 1 if written, 0 if the stored value changed since it was read.
-_COMPARE_AND_SET_LUA = """
-if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
-
-# Seconds between checks whether a waiting ticket's turn has come. Rasa's callers
-# leave it at `LockStore.lock`'s 1 s, so a message arriving while its conversation
-# is busy waited up to a second longer than needed; a check is one cheap script call.
-DEFAULT_WAIT_TIME_IN_SECONDS = 0.05
-
-# The keyword arguments `RedisLockStore.__init__` accepts, plus ours: the keys allowed
-# in the `lock_store` section of endpoints.yml (besides `type` and `url`).
-_REDIS_LOCK_STORE_KEYS = frozenset(inspect.signature(RedisLockStore.__init__).parameters) - {"self"}
-_KNOWN_KEYS = _REDIS_LOCK_STORE_KEYS | {"wait_time_in_seconds"}
+# A holder renews its ticket this many times per lock lifetime (every 20 s for Rasa's
+# 60 s), so two renewals may fail or come late before its ticket would expire.
+RENEWALS_PER_LIFETIME = 3
 
 
 class LockStoreUnavailable(LockError, ConnectionException):
@@ -145,6 +127,10 @@ class LockStoreUnavailable(LockError, ConnectionException):
     A `ConnectionException` too, so callers can map every "backing service down"
     error to HTTP 503 with one `except`.
     """
+
+
+class LockQueueFull(LockError):
+    """The conversation already has `max_tickets_per_conversation` messages in flight."""
 
 
 class LockConflict(LockError):
@@ -184,8 +170,11 @@ class StoredTicketLock(TicketLock):
         return max(super().last_issued, self.highest_issued)
 
     def issue_ticket(self, lifetime: float) -> int:
-        """Issue a ticket numbered after every ticket this lock ever issued."""
-        number = super().issue_ticket(lifetime)
+        """Issue a ticket numbered as the store numbers them: rising, never reused."""
+        self.remove_expired_tickets()
+        now = time.time()
+        number = max(self.last_issued + 1, int(now * 1_000_000))
+        self.tickets.append(Ticket(number, now + lifetime))
         self.highest_issued = number
         return number
 
@@ -197,84 +186,56 @@ class StoredTicketLock(TicketLock):
         )
 
 
-def _lock_store_settings(endpoint_config: EndpointConfig) -> Dict[Text, Any]:
-    """`RedisLockStore` keyword arguments from the `lock_store` endpoint section."""
-    settings: Dict[Text, Any] = dict(endpoint_config.kwargs)
-    if endpoint_config.url:
-        settings["host"] = endpoint_config.url
-    return settings
-
-
-def _validated(settings: Dict[Text, Any]) -> Dict[Text, Any]:
-    """Check values Rasa would silently misuse; warn about and drop unknown keys."""
-    unknown = sorted(set(settings) - _KNOWN_KEYS)
-    if unknown:
-        raise_warning(
-            f"Ignoring unknown `lock_store` keys {unknown} for AtomicRedisLockStore; "
-            f"known keys are `url` and {sorted(_KNOWN_KEYS - {'host'})}."
-        )
-    checked = {key: value for key, value in settings.items() if key in _KNOWN_KEYS}
-    for key in ("port", "db"):
-        if key in checked:
-            try:
-                checked[key] = int(checked[key])
-            except (TypeError, ValueError):
-                raise InvalidConfigException(
-                    f"`lock_store.{key}` must be an integer, got {checked[key]!r}. "
-                    f"Example:\n\nlock_store:\n  type: {AtomicRedisLockStore.__module__}."
-                    f"AtomicRedisLockStore\n  url: 127.0.0.1\n  port: 6379\n  db: 1\n"
-                )
-    wait = checked.get("wait_time_in_seconds", DEFAULT_WAIT_TIME_IN_SECONDS)
-    try:
-        checked["wait_time_in_seconds"] = float(wait)
-    except (TypeError, ValueError):
-        checked["wait_time_in_seconds"] = 0.0
-    if checked["wait_time_in_seconds"] <= 0:
-        raise InvalidConfigException(
-            f"`lock_store.wait_time_in_seconds` must be a number of seconds > 0, got {wait!r}. "
-            f"Example: `wait_time_in_seconds: {DEFAULT_WAIT_TIME_IN_SECONDS}`."
-        )
-    key_prefix = checked.get("key_prefix")
-    if key_prefix is not None and not (isinstance(key_prefix, str) and key_prefix.isalnum()):
-        # Rasa would warn and fall back to the shared default prefix, silently
-        # mixing this bot's locks with any other bot's on the same Redis db.
-        raise InvalidConfigException(
-            f"`lock_store.key_prefix` must be letters and digits only, got {key_prefix!r}. "
-            "Example: `key_prefix: lepton`."
-        )
-    return checked
-
-
 class AtomicRedisLockStore(RedisLockStore):
-    """Rasa's ticket lock on Redis, with every update made atomic by a Lua script.
+    """Rasa's ticket lock on Redis: atomic, renewed while held, asynchronous in `lock()`.
 
     Semantics otherwise follow Rasa's `LockStore`: `lock()` issues a ticket, waits
     until it is first in line, and removes it afterwards (deleting the lock when no
-    one else waits); tickets expire after `lock_lifetime` seconds so a crashed
-    worker cannot block a conversation for ever (they are not renewed, so a message
-    handled for longer than that loses exclusivity, as in Rasa). A waiter whose own
-    ticket expires before its turn gets `LockError` instead of waiting for ever.
-    Redis errors raise `LockStoreUnavailable` naming the server instead of letting
-    a message through.
+    one else waits). A waiting ticket expires after `lock_lifetime` seconds, and its
+    waiter then gets `LockError` instead of waiting for ever; the holder's ticket is
+    renewed until its turn ends. Redis errors raise `LockStoreUnavailable` naming the
+    server instead of letting a message through.
+
+    A subclass of `RedisLockStore` so that Rasa treats it as safe for several Sanic
+    workers; its `__init__` is not called, as it would build a client with Rasa's
+    10 s timeout.
     """
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None, **settings: Any) -> None:
-        """Connect lazily to Redis (a replica may start while Redis restarts).
+        """Check the settings; connect lazily (a replica may start while Redis restarts).
 
         Rasa calls this with `endpoint_config` only (`rasa/core/lock_store.py`
-        L334); direct callers pass `RedisLockStore`'s keyword arguments
-        (`host`, `port`, `db`, `key_prefix`, `socket_timeout`, ...).
+        L334); direct callers pass `RedisLockStore`'s keyword arguments (`host`,
+        `port`, `db`, `key_prefix`, `socket_timeout`, ...) and ours.
         """
-        if endpoint_config is not None:
-            settings = {**_lock_store_settings(endpoint_config), **settings}
-        settings = _validated(settings)
-        self.wait_time_in_seconds: float = settings.pop("wait_time_in_seconds")
-        super().__init__(**settings)
-        host, port, db = settings.get("host", "localhost"), settings.get("port", 6379), settings.get("db", 1)
-        self.address = f"{host}:{port} db {db}"
-        self._issue_ticket = self.red.register_script(_ISSUE_TICKET_LUA)
-        self._prune = self.red.register_script(_PRUNE_LUA)
-        self._compare_and_set = self.red.register_script(_COMPARE_AND_SET_LUA)
+        settings = store_settings(endpoint_config, settings)
+        lifetime_in_microseconds(LOCK_LIFETIME)  # TICKET_LOCK_LIFETIME, refused at start-up
+        self.wait_time_in_seconds: float = settings["wait_time_in_seconds"]
+        self.max_tickets_per_conversation: int = settings["max_tickets_per_conversation"]
+        key_prefix = settings.get("key_prefix")
+        base = f"{key_prefix}:" if key_prefix else ""
+        self.key_prefix = base + DEFAULT_REDIS_LOCK_STORE_KEY_PREFIX
+        # Conversation ids are appended to `key_prefix` ("...lock:"), so no id can
+        # reach "...lock_counter:".
+        self.counter_prefix = base + "lock_counter:"
+        self._connection = connection_settings(settings)
+        self.address = f"{self._connection['host']}:{self._connection['port']} db {self._connection['db']}"
+        self.red = redis.Redis(**self._connection)
+        self._scripts = LockScripts(self.red)
+        # redis.asyncio connections belong to the loop that opened them.
+        self._async_scripts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LockScripts]" = (
+            weakref.WeakKeyDictionary()
+        )
+        # Ticket removals still running after their turn was cancelled (kept referenced).
+        self._finishing: Set["asyncio.Future[None]"] = set()
+
+    def _scripts_for_this_loop(self) -> LockScripts:
+        loop = asyncio.get_running_loop()
+        scripts = self._async_scripts.get(loop)
+        if scripts is None:
+            scripts = LockScripts(redis.asyncio.Redis(**self._connection))
+            self._async_scripts[loop] = scripts
+        return scripts
 
     @contextmanager
     def _redis_errors(self) -> Iterator[None]:
@@ -285,23 +246,178 @@ class AtomicRedisLockStore(RedisLockStore):
             raise LockStoreUnavailable(
                 f"Cannot reach the Redis lock store at {self.address}: {error}. Without it, "
                 "messages of one conversation could be processed at the same time, so this one "
-                "was refused. Start Redis there, or fix `lock_store` (url, port, db, password) "
-                "in endpoints.yml."
+                "was refused. Start Redis there, or fix `lock_store` (url, port, db, password, "
+                "socket_timeout) in endpoints.yml."
             ) from error
         except redis.exceptions.RedisError as error:
             raise LockError(f"The Redis lock store at {self.address} failed: {error!r}.") from error
 
-    def _key(self, conversation_id: Text) -> Text:
-        return self.key_prefix + conversation_id
+    def _keys(self, conversation_id: Text) -> List[Text]:
+        return [self.key_prefix + conversation_id, self.counter_prefix + conversation_id]
 
-    def _prune_lock(
-        self, conversation_id: Text, finished_ticket: Optional[int] = None, delete_if_empty: bool = False
-    ) -> Optional[bytes]:
-        """Drop expired tickets (and `finished_ticket`) in one atomic step."""
-        finished = "" if finished_ticket is None else finished_ticket
-        arguments = [repr(time.time()), finished, int(delete_if_empty)]
+    def _issue_arguments(self, conversation_id: Text, lifetime_us: int) -> List[Any]:
+        return [lifetime_us, conversation_id, self.max_tickets_per_conversation]
+
+    def _issued(self, conversation_id: Text, issued: Any) -> int:
+        """The number the issue script returned; `LockQueueFull` if it refused."""
+        ticket = int(issued)
+        if ticket == QUEUE_FULL:
+            raise LockQueueFull(
+                f"The conversation of {describe(conversation_id)} already has "
+                f"{self.max_tickets_per_conversation} messages being handled or waiting, so this "
+                "one was refused; resend it later. Raise `lock_store.max_tickets_per_conversation` "
+                "in endpoints.yml if customers really send that many at once."
+            )
+        logger.debug(f"Issued ticket {ticket} for {describe(conversation_id)}.")
+        return ticket
+
+    # What Rasa calls: asynchronous.
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: Text,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: Optional[float] = None,
+    ) -> AsyncIterator[TicketLock]:
+        """Hold the conversation's lock while the body runs, renewing the ticket.
+
+        Checks for the turn every `wait_time_in_seconds` (the store's setting when
+        None, as Rasa's callers pass nothing).
+        """
+        wait = self.wait_time_in_seconds if wait_time_in_seconds is None else wait_time_in_seconds
+        if not wait > 0:  # a zero interval would poll Redis in a busy loop
+            raise ValueError(f"`wait_time_in_seconds` must be > 0, got {wait_time_in_seconds!r}.")
+        lifetime_us = lifetime_in_microseconds(lock_lifetime)
+        scripts = self._scripts_for_this_loop()
+        ticket = await self._issue(scripts, conversation_id, lifetime_us, lock_lifetime)
+        try:
+            lock = await self._acquire_lock(conversation_id, ticket, wait, lock_lifetime)
+            renewing = asyncio.create_task(self._keep_renewed(scripts, conversation_id, ticket, lifetime_us))
+            try:
+                yield lock
+            finally:
+                renewing.cancel()
+                await asyncio.wait([renewing])
+        finally:
+            await self._finish_turn(scripts, conversation_id, ticket, lock_lifetime)
+
+    async def _issue(
+        self, scripts: LockScripts, conversation_id: Text, lifetime_us: int, lock_lifetime: float
+    ) -> int:
+        """Issue a ticket. If the caller is cancelled before the number arrives, the
+        ticket is removed once it does, instead of blocking the conversation until it
+        expires."""
+        arguments = self._issue_arguments(conversation_id, lifetime_us)
+        issuing = asyncio.ensure_future(scripts.issue_ticket(keys=self._keys(conversation_id), args=arguments))
+        try:
+            with self._redis_errors():
+                issued = await asyncio.shield(issuing)
+        except asyncio.CancelledError:
+            issuing.add_done_callback(
+                lambda done: self._remove_abandoned(scripts, conversation_id, done, lock_lifetime)
+            )
+            raise
+        return self._issued(conversation_id, issued)
+
+    def _remove_abandoned(
+        self, scripts: LockScripts, conversation_id: Text, issuing: "asyncio.Future[Any]", lock_lifetime: float
+    ) -> None:
+        if issuing.cancelled() or issuing.exception() is not None:
+            return  # nothing was issued, or we cannot know: it expires by itself
+        ticket = int(issuing.result())
+        if ticket != QUEUE_FULL:
+            self._in_background(self._remove_ticket(scripts, conversation_id, ticket, lock_lifetime))
+
+    def _in_background(self, work: Awaitable[None]) -> "asyncio.Future[None]":
+        """Run `work` to the end even if whoever started it is cancelled."""
+        future = asyncio.ensure_future(work)
+        self._finishing.add(future)
+        future.add_done_callback(self._finishing.discard)
+        return future
+
+    async def _acquire_lock(
+        self,
+        conversation_id: Text,
+        ticket: int,
+        wait_time_in_seconds: float,
+        lock_lifetime: float = LOCK_LIFETIME,
+    ) -> TicketLock:
+        """Wait until `ticket` is first in line; it then expires `lock_lifetime` from now.
+
+        Raises `LockError` once `ticket` has expired while waiting: it has lost its
+        place, and Rasa's loop would otherwise wait for ever on a lock left empty.
+        """
+        scripts, keys = self._scripts_for_this_loop(), self._keys(conversation_id)
+        lifetime_us = lifetime_in_microseconds(lock_lifetime)
+        while True:
+            with self._redis_errors():
+                status, stored = await scripts.take_turn(keys=keys, args=[ticket, lifetime_us])
+            if status == TURN_TAKEN:
+                logger.debug(f"Acquired the lock for {describe(conversation_id)}.")
+                return StoredTicketLock.from_stored(stored)
+            if status == TICKET_GONE:
+                raise LockError(
+                    f"Could not acquire the lock for {describe(conversation_id)}: ticket "
+                    f"{ticket} expired before its turn. Raise TICKET_LOCK_LIFETIME if messages "
+                    "of one conversation can queue for longer."
+                )
+            await asyncio.sleep(wait_time_in_seconds)
+
+    async def _keep_renewed(
+        self, scripts: LockScripts, conversation_id: Text, ticket: int, lifetime_us: int
+    ) -> None:
+        """Push the holder's expiry forward until cancelled at the end of its turn."""
+        interval = lifetime_us / 1_000_000 / RENEWALS_PER_LIFETIME
+        keys = self._keys(conversation_id)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                status, _ = await scripts.take_turn(keys=keys, args=[ticket, lifetime_us])
+            except redis.exceptions.RedisError as error:
+                logger.warning(
+                    f"Could not renew ticket {ticket} of {describe(conversation_id)} at the "
+                    f"Redis lock store at {self.address} ({error!r}); retrying in {interval:.3g} s."
+                )
+                continue
+            if status != TURN_TAKEN:
+                logger.error(
+                    f"Ticket {ticket} of {describe(conversation_id)} expired while its message "
+                    "was still being handled (Redis unreachable, or the event loop blocked, for a "
+                    "whole lock lifetime): another message of this conversation may now be handled "
+                    "at the same time. Raise TICKET_LOCK_LIFETIME."
+                )
+                return
+
+    async def _finish_turn(
+        self, scripts: LockScripts, conversation_id: Text, ticket: int, lock_lifetime: float
+    ) -> None:
+        """Remove `ticket`, even if the turn's task is being cancelled (Sanic cancels a
+        request whose client went away), so the next message need not wait for expiry."""
+        removing = self._remove_ticket(scripts, conversation_id, ticket, lock_lifetime)
+        await asyncio.shield(self._in_background(removing))
+
+    async def _remove_ticket(
+        self, scripts: LockScripts, conversation_id: Text, ticket: int, lock_lifetime: float
+    ) -> None:
+        """Logs instead of raising: the turn already ran, and an error here would tell
+        the client its message was refused."""
+        try:
+            with self._redis_errors():
+                await scripts.finish(keys=self._keys(conversation_id), args=[ticket])
+        except LockError as error:
+            logger.error(
+                f"Could not remove ticket {ticket} of {describe(conversation_id)} after its "
+                f"turn; the conversation's next message waits until it expires (at most "
+                f"{lock_lifetime} s). {error}"
+            )
+
+    # Rasa's synchronous `LockStore` interface, for direct callers.
+
+    def _finish(self, conversation_id: Text, ticket: Optional[int] = None) -> Optional[bytes]:
+        """Drop expired tickets (and `ticket`), deleting an empty lock, in one step."""
         with self._redis_errors():
-            return self._prune(keys=[self._key(conversation_id)], args=arguments)
+            return self._scripts.finish(keys=self._keys(conversation_id), args=["" if ticket is None else ticket])
 
     @staticmethod
     def create_lock(conversation_id: Text) -> TicketLock:
@@ -311,7 +427,7 @@ class AtomicRedisLockStore(RedisLockStore):
     def get_lock(self, conversation_id: Text) -> Optional[TicketLock]:
         """The stored lock, remembering its value for a later `save_lock`."""
         with self._redis_errors():
-            stored = self.red.get(self._key(conversation_id))
+            stored = self.red.get(self.key_prefix + conversation_id)
         return StoredTicketLock.from_stored(stored) if stored else None
 
     def save_lock(self, lock: TicketLock) -> None:
@@ -319,20 +435,21 @@ class AtomicRedisLockStore(RedisLockStore):
 
         Raises `LockConflict` otherwise: re-read with `get_lock` and retry. A lock
         not read from this store (e.g. from `create_lock`) is only written if none
-        is stored yet.
+        is stored yet. A lock without live tickets is deleted instead of written.
         """
         read_as = lock.stored_as if isinstance(lock, StoredTicketLock) else None
         new_value = lock.dumps().encode("utf-8")
-        key = self._key(lock.conversation_id)
         with self._redis_errors():
-            written = self._compare_and_set(keys=[key], args=[read_as or b"", new_value])
-        if not written:
+            outcome = self._scripts.compare_and_set(
+                keys=self._keys(lock.conversation_id), args=[read_as or b"", new_value]
+            )
+        if not outcome:
             raise LockConflict(
-                f"The lock for conversation '{lock.conversation_id}' changed after it was read; "
+                f"The lock for {describe(lock.conversation_id)} changed after it was read; "
                 "re-read it with `get_lock` and retry."
             )
         if isinstance(lock, StoredTicketLock):
-            lock.stored_as = new_value
+            lock.stored_as = None if outcome == SAVED_EMPTY else new_value
 
     def delete_lock(self, conversation_id: Text) -> None:
         """Delete the lock unless it still holds unexpired tickets.
@@ -341,62 +458,34 @@ class AtomicRedisLockStore(RedisLockStore):
         check and the delete another replica may have issued a ticket, which would
         vanish with the lock. Here check and delete are one step.
         """
-        self._log_deletion(conversation_id, self._prune_lock(conversation_id, delete_if_empty=True) is None)
+        self._log_deletion(conversation_id, self._finish(conversation_id) is None)
+
+    @staticmethod
+    def _log_deletion(conversation_id: Text, deletion_successful: bool) -> None:
+        """Rasa's log line, naming the conversation as every Lepton log line does."""
+        outcome = "Deleted" if deletion_successful else "Could not delete"
+        logger.debug(f"{outcome} the lock for {describe(conversation_id)}.")
 
     def issue_ticket(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME) -> int:
         """Append a ticket expiring in `lock_lifetime` seconds; create the lock if needed."""
-        expires = repr(time.time() + float(lock_lifetime))
+        arguments = self._issue_arguments(conversation_id, lifetime_in_microseconds(lock_lifetime))
         with self._redis_errors():
-            number = self._issue_ticket(
-                keys=[self._key(conversation_id)], args=[repr(time.time()), expires, conversation_id]
-            )
-        logger.debug(f"Issued ticket {number} for conversation '{conversation_id}'.")
-        return int(number)
-
-    def lock(
-        self,
-        conversation_id: Text,
-        lock_lifetime: float = LOCK_LIFETIME,
-        wait_time_in_seconds: Optional[float] = None,
-    ) -> AsyncContextManager[TicketLock]:
-        """Rasa's `lock()`, checking every `wait_time_in_seconds` (the store's setting by default)."""
-        if wait_time_in_seconds is None:
-            wait_time_in_seconds = self.wait_time_in_seconds
-        return super().lock(conversation_id, lock_lifetime, wait_time_in_seconds)
-
-    async def _acquire_lock(
-        self, conversation_id: Text, ticket: int, wait_time_in_seconds: float
-    ) -> TicketLock:
-        """Wait until `ticket` is first in line.
-
-        Raises `LockError` once `ticket` has expired while waiting: it has lost its
-        place, and Rasa's loop would otherwise wait for ever on a lock left empty.
-        """
-        while True:
-            stored = self._prune_lock(conversation_id)
-            lock = StoredTicketLock.from_stored(stored) if stored else None
-            if lock is None or all(live.number != ticket for live in lock.tickets):
-                raise LockError(
-                    f"Could not acquire lock for conversation_id '{conversation_id}': ticket "
-                    f"{ticket} expired before its turn. Raise TICKET_LOCK_LIFETIME if handling "
-                    "one message can take longer."
-                )
-            if not lock.is_locked(ticket):
-                logger.debug(f"Acquired lock for conversation '{conversation_id}'.")
-                return lock
-            await asyncio.sleep(wait_time_in_seconds)
+            issued = self._scripts.issue_ticket(keys=self._keys(conversation_id), args=arguments)
+        return self._issued(conversation_id, issued)
 
     def update_lock(self, conversation_id: Text) -> None:
-        """Remove expired tickets."""
-        self._prune_lock(conversation_id)
+        """Remove expired tickets (and the lock, if none is left)."""
+        self._finish(conversation_id)
+
+    def is_someone_waiting(self, conversation_id: Text) -> bool:
+        """Whether the conversation holds an unexpired ticket."""
+        return self._finish(conversation_id) is not None
 
     def finish_serving(self, conversation_id: Text, ticket_number: int) -> None:
-        """Remove ticket `ticket_number` (and expired ones), keeping the lock."""
-        self._prune_lock(conversation_id, finished_ticket=ticket_number)
+        """Remove ticket `ticket_number` (and expired ones)."""
+        self._finish(conversation_id, ticket_number)
 
     def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
         """Remove ticket `ticket_number`; delete the lock if no live ticket remains."""
-        remaining = self._prune_lock(conversation_id, finished_ticket=ticket_number, delete_if_empty=True)
-        if remaining is None:
+        if self._finish(conversation_id, ticket_number) is None:
             self._log_deletion(conversation_id, deletion_successful=True)
-

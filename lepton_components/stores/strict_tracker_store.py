@@ -52,10 +52,14 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import ConnectionException, InvalidConfigException
 
+from lepton_components.stores.store_startup import fails_loudly, quoted, require_sql_driver
+
 if TYPE_CHECKING:
     from rasa.core.agent import Agent
 
 logger = logging.getLogger(__name__)
+
+STORE_TYPE = "lepton_components.stores.strict_tracker_store.StrictSQLTrackerStore"
 
 # Seconds libpq waits for one connection; its own default waits for the TCP stack
 # (minutes) while the whole event loop of the replica is blocked.
@@ -128,6 +132,7 @@ class StrictSQLTrackerStore(SQLTrackerStore):
     `startup_timeout` (seconds to wait for the database when the replica starts).
     """
 
+    @fails_loudly(quoted(STORE_TYPE))
     def __init__(
         self,
         domain: Optional[Domain] = None,
@@ -144,7 +149,8 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
         **kwargs: Dict[Text, Any],
     ) -> None:
-        """Check the database is reachable, then let Rasa create the `events` table."""
+        """Check the driver is installed and the database reachable, then let Rasa create the `events` table."""
+        require_sql_driver(dialect, quoted(STORE_TYPE))
         connect_timeout = _non_negative("connect_timeout", connect_timeout)
         startup_timeout = _non_negative("startup_timeout", startup_timeout)
         query = dict(query or {})

@@ -3,11 +3,14 @@
 import io
 import json
 import logging
-from typing import Iterator
+from typing import Iterator, Tuple
 
 import pytest
 
 from lepton_components.monitoring.json_logs import JsonFormatter, use_log_format_from_env
+from lepton_components.privacy.log_filter import PiiLogFilter
+
+Captured = Tuple[logging.Logger, io.StringIO, io.StringIO]
 
 
 def _record(message: str, **extra: object) -> logging.LogRecord:
@@ -62,3 +65,55 @@ def test_env_switches_existing_handlers_to_json(root_stream: io.StringIO, monkey
     plain, structured = root_stream.getvalue().splitlines()
     assert plain == "INFO plain"
     assert json.loads(structured)["message"] == "structured message"
+
+
+RAW_EMAIL, RAW_CARD = "ada.lovelace@example.com", "4111 1111 1111 1111"
+
+
+@pytest.fixture
+def masked_logger() -> Iterator[Captured]:
+    """A logger writing text and JSON through handlers that carry the PII log filter."""
+    logger = logging.getLogger("lepton.test.pii")
+    text, structured = io.StringIO(), io.StringIO()
+    handlers = [logging.StreamHandler(text), logging.StreamHandler(structured)]
+    handlers[0].setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handlers[1].setFormatter(JsonFormatter())
+    for handler in handlers:
+        handler.addFilter(PiiLogFilter())
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = handlers, False
+    yield logger, text, structured
+    logger.handlers, logger.propagate = saved
+
+
+def _refund(card: str, email: str) -> None:
+    raise ValueError(f"refund to card {card} for {email} was declined")
+
+
+@pytest.mark.parametrize("json_first", [True, False])
+def test_json_logs_are_masked_like_text_logs(masked_logger: Captured, json_first: bool) -> None:
+    """Message, exception text, traceback, stack and access-log fields: nothing raw, in either format."""
+    logger, text, structured = masked_logger
+    if json_first:  # the order of handlers must not matter
+        logger.handlers.reverse()
+    try:
+        # The traceback quotes this line of source, raw values included.
+        _refund("4111 1111 1111 1111", "ada.lovelace@example.com")
+    except ValueError:
+        logger.exception(
+            "Refund for %s failed",
+            RAW_EMAIL,
+            stack_info=True,
+            extra={"host": "127.0.0.1", "request": "GET /refunds?email=ada.lovelace%40example.com", "status": 500},
+        )
+    entry = json.loads(structured.getvalue())
+    written = text.getvalue() + structured.getvalue()
+    assert RAW_EMAIL not in written and RAW_CARD not in written and "4111111111111111" not in written
+    assert "ada.lovelace%40example.com" not in written
+    # What was logged is still there, masked.
+    assert entry["message"] == "Refund for [EMAIL] failed"
+    assert "ValueError: refund to card [CARD] for [EMAIL] was declined" in entry["exception"]
+    assert '_refund("[CARD]", "[EMAIL]")' in entry["exception"]
+    assert "Traceback" in entry["exception"] and "Stack (most recent call last)" in entry["stack"]
+    assert entry["request"] == "GET /refunds?email=[EMAIL]" and entry["status"] == 500
+    assert "ValueError: refund to card [CARD] for [EMAIL] was declined" in text.getvalue()

@@ -192,7 +192,7 @@ async def test_composes_outside_the_linked_tracker_store(tmp_path: Path, domain:
     handler = LinkCommandHandler(store.inner)
     await play_turn(store, "web-ada")
     reply = await handler.handle("/link", "web-ada", "rest")
-    answer = await handler.handle(f"/link {CODE_IN_REPLY.search(reply).group(1)}", "tg-ada", "telegram")
+    answer = await handler.handle(f"/link {CODE_IN_REPLY.search(reply).group(1)}", "tg-ada", "verified_telegram")
     assert answer.startswith("Done"), answer
 
     other = await store.retrieve("tg-ada")

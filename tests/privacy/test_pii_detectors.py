@@ -108,3 +108,11 @@ def test_normalize_uses_the_kind_only_for_a_whole_match() -> None:
     assert DETECTOR.normalize("(415) 555-2671") == "+14155552671"
     assert DETECTOR.normalize("Ada Lovelace") == "Ada Lovelace"
     assert DETECTOR.normalize("mail Ada@Example.com") == "mail Ada@Example.com"
+
+
+def test_a_phone_number_after_a_long_run_of_number_like_noise_is_still_found() -> None:
+    """libphonenumber gives up after 65,535 failed candidates by default; 130,000 characters
+    of "1 " used them up, and the phone number after them was stored raw."""
+    text = "1 " * 65_000 + "call me on +44 20 7946 0958"
+    matches = PiiDetector(kinds=[PHONE], phone_regions=("US",)).find(text)
+    assert [(m.kind, text[m.start : m.end]) for m in matches] == [(PHONE, "+44 20 7946 0958")]

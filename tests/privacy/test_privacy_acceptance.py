@@ -20,6 +20,7 @@ from lepton_components.privacy.masking_tracker_store import STORE_TYPE
 from lepton_components.privacy.privacy_policy import DEFAULT_SECRET_ENV
 from tests.integration.conftest import REPO, demo_model_path  # noqa: F401 - session fixture
 from tests.integration.scaled_services import CREDENTIALS, RasaServer, free_port
+from tests.rest_client import REST_AUTH
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,7 @@ def write_endpoints(folder: Path) -> Path:
 
 
 def say(url: Text, sender: Text, text: Text) -> List[Text]:
-    response = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=120)
+    response = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=REST_AUTH, timeout=120)
     assert response.status_code == 200, response.text
     return [message.get("text") or "" for message in response.json()]
 
@@ -84,7 +85,7 @@ def test_no_personal_data_reaches_the_database_or_the_logs(
     assert any(ORDER in text for text in replies[-1]), replies[-1]
 
     with sqlite3.connect(tmp_path / "trackers.db") as connection:
-        rows = [row[0] for row in connection.execute("SELECT data FROM events WHERE sender_id = ?", (sender,))]
+        rows = [row[0] for row in connection.execute("SELECT data FROM events WHERE sender_id = ?", (f"rest:{sender}",))]
         dump = "\n".join(connection.iterdump())
     stored = "\n".join(rows)
     # The conversation is there, masked; the kept order number and the email's token too.

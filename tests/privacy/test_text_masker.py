@@ -1,12 +1,15 @@
 """One string: tokens, precedence of given spans over known values over detectors, the
 allow-list, `keep` protection, offset mapping and idempotence."""
 
+import hashlib
+import hmac
 from typing import Callable
 
 from lepton_components.privacy.event_masker import EventMasker
 from lepton_components.privacy.placeholders import Placeholders
 from lepton_components.privacy.privacy_policy import HASH, MASK
 from lepton_components.privacy.text_masker import KnownValue, MaskedText, Span
+from tests.privacy.conftest import SECRET
 
 TEXT = "I'm Ada Lovelace, mail ada@example.com or call +44 20 7946 0958"
 
@@ -73,3 +76,23 @@ def test_placeholders_refuse_hash_without_secret() -> None:
         assert "secret" in str(error)
     else:
         raise AssertionError("hash without a secret must not produce a token")
+
+
+def test_hash_tokens_never_hold_what_a_detector_finds(make_masker: Callable[..., EventMasker]) -> None:
+    """About one digest in 2,500 starts with a Luhn-valid run of 13+ digits; such a token
+    would be taken for a card when masked again (a reply echoing it), so the next 16 hex
+    characters of the digest are used: still one token per value, and masking it again
+    changes nothing."""
+    masker = make_masker(pii={"email": "hash"})
+
+    def digest_of(email: str) -> str:
+        return hmac.new(SECRET.encode(), email.encode(), hashlib.sha256).hexdigest()
+
+    email = next(
+        f"customer{number}@example.com"
+        for number in range(100_000)
+        if masker.detector.find(f"[EMAIL:{digest_of(f'customer{number}@example.com')[:16]}]")
+    )
+    token = masker.mask_text(email)
+    assert token == f"[EMAIL:{digest_of(email)[16:32]}]"
+    assert masker.placeholders.is_own(token) and masker.mask_text(f"mail {token} now") == f"mail {token} now"

@@ -1,28 +1,34 @@
 """AtomicRedisLockStore against the real local Redis (db 15, flushed around each test).
 
 Contention comes from coroutines, threads and separate processes, as it would from
-one replica's event loop and from several replicas.
+one replica's event loop and from several replicas. Without Redis these tests skip,
+or fail when the CI environment variable is set. Outages (no Redis, a Redis that
+never answers, no redis package) are in test_atomic_redis_lock_store_outages.py.
 """
 
 import asyncio
+import logging
 import multiprocessing
-import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Sequence, Text, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Text, Tuple
 
 import pytest
 import redis
 from rasa.core.lock_store import LockError, LockStore, RedisLockStore
-from rasa.shared.exceptions import ConnectionException, InvalidConfigException
+from rasa.shared.exceptions import InvalidConfigException
 from rasa.utils.endpoints import EndpointConfig, read_endpoint_config
 
+from lepton_components.channels.conversation_ids import describe
+from lepton_components.server.outages import log_outage
 from lepton_components.stores.atomic_redis_lock_store import (
+    COUNTER_RETENTION_SECONDS,
     AtomicRedisLockStore,
     LockConflict,
-    LockStoreUnavailable,
+    LockQueueFull,
 )
+from tests.services import require_service
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -37,14 +43,16 @@ SAMPLE_ENDPOINTS = Path(__file__).resolve().parents[2] / "bot" / "endpoints.scal
 
 
 def _store(**overrides: Any) -> AtomicRedisLockStore:
-    settings = dict(host=REDIS_HOST, port=REDIS_PORT, db=TEST_DB, key_prefix=KEY_PREFIX, socket_timeout=5)
+    # Room for the 800 tickets the contention tests queue on one conversation.
+    settings = dict(
+        host=REDIS_HOST,
+        port=REDIS_PORT,
+        db=TEST_DB,
+        key_prefix=KEY_PREFIX,
+        socket_timeout=5,
+        max_tickets_per_conversation=1000,
+    )
     return AtomicRedisLockStore(**{**settings, **overrides})
-
-
-def _unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((REDIS_HOST, 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -53,7 +61,10 @@ def redis_db() -> Iterator[redis.Redis]:
     try:
         client.ping()
     except redis.exceptions.ConnectionError as error:
-        pytest.skip(f"Redis is not running on {REDIS_HOST}:{REDIS_PORT} ({error}).")
+        require_service(
+            f"Redis is not running on {REDIS_HOST}:{REDIS_PORT} ({error}); start it with "
+            "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''`"
+        )
     client.flushdb()
     yield client
     client.flushdb()
@@ -173,6 +184,16 @@ def _assert_never_interleaved(markers: List[bytes], expected_sections: int) -> N
     assert len({name for name in names if name.startswith("start ")}) == expected_sections
 
 
+def _live_numbers(store: AtomicRedisLockStore) -> List[int]:
+    lock = store.get_lock(CONVERSATION)
+    return [ticket.number for ticket in lock.tickets] if lock else []
+
+
+def _expiries_in_ms(client: redis.Redis) -> Dict[Text, int]:
+    """Every key in the test db with its remaining lifetime (-1: never expires)."""
+    return {key.decode(): client.pttl(key) for key in client.scan_iter("*")}
+
+
 def test_sample_endpoint_file_creates_this_store_through_rasa() -> None:
     endpoint = read_endpoint_config(str(SAMPLE_ENDPOINTS), endpoint_type="lock_store")
 
@@ -180,40 +201,60 @@ def test_sample_endpoint_file_creates_this_store_through_rasa() -> None:
     store = LockStore.create(endpoint)
 
     assert isinstance(store, AtomicRedisLockStore)
+    # A RedisLockStore, so Rasa lets several Sanic workers share it.
+    assert isinstance(store, RedisLockStore)
     assert store.key_prefix == "lepton:lock:"
-    assert store.red.connection_pool.connection_kwargs["db"] == 1
+    connection = store.red.connection_pool.connection_kwargs
+    assert connection["db"] == 1
+    # Rasa's RedisLockStore waits 10 s for a silent Redis, on the event loop.
+    assert connection["socket_timeout"] == 1.0 and connection["socket_connect_timeout"] == 1.0
     assert store.address == "127.0.0.1:6379 db 1"
     assert store.wait_time_in_seconds == 0.05
 
 
-def test_lock_checks_at_the_stores_interval_when_rasa_passes_none(
-    store: AtomicRedisLockStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    intervals: List[float] = []
+def test_a_waiting_message_starts_soon_after_the_turn_before_it_ends(store: AtomicRedisLockStore) -> None:
+    """Rasa's callers pass no wait time; the store's 0.05 s applies, not Rasa's 1 s."""
 
-    async def record_interval(conversation_id: Text, ticket: int, wait_time_in_seconds: float) -> Any:
-        intervals.append(wait_time_in_seconds)
-        return store.get_lock(conversation_id)
+    async def scenario() -> float:
+        ended = asyncio.get_running_loop().create_future()
 
-    monkeypatch.setattr(store, "_acquire_lock", record_interval)
+        async def first_turn() -> None:
+            async with store.lock(CONVERSATION):  # as agent.handle_message calls it
+                await asyncio.sleep(0.3)  # the waiter checks at once, then every interval
+            ended.set_result(time.monotonic())
 
-    async def handle_message() -> None:
-        async with store.lock(CONVERSATION):  # as agent.handle_message calls it
-            pass
+        async def next_message() -> float:
+            await asyncio.sleep(0.05)
+            async with store.lock(CONVERSATION):
+                return time.monotonic()
 
-    asyncio.run(handle_message())
+        _, started = await asyncio.gather(first_turn(), next_message())
+        return started - await ended
 
-    assert intervals == [0.05]
+    delay = asyncio.run(asyncio.wait_for(scenario(), WORKER_TIMEOUT))
+
+    assert delay < 0.25  # with Rasa's 1 s interval: about 0.75 s
     assert store.get_lock(CONVERSATION) is None
 
 
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"port": "63a79"}, r"`lock_store.port` must be an integer, got '63a79'"),
+        ({"port": "63a79"}, r"`lock_store.port` must be an integer from 1 to 65535, got '63a79'"),
+        ({"port": 70000}, r"`lock_store.port` must be an integer from 1 to 65535, got 70000"),
         ({"db": None}, r"`lock_store.db` must be an integer, got None"),
+        ({"db": True}, r"`lock_store.db` must be an integer, got True"),
         ({"key_prefix": "lep-ton"}, r"`lock_store.key_prefix` must be letters and digits only"),
         ({"wait_time_in_seconds": 0}, r"`lock_store.wait_time_in_seconds` must be a number of seconds > 0"),
+        ({"socket_timeout": 0}, r"`lock_store.socket_timeout` must be a number of seconds > 0 and <= 10, got 0"),
+        ({"socket_timeout": 30}, r"(?s)`lock_store.socket_timeout` must be .* <= 10, got 30.*socket_timeout: 1"),
+        ({"socket_timeout": "fast"}, r"`lock_store.socket_timeout` must be a number of seconds > 0"),
+        ({"socket_timeout": float("nan")}, r"`lock_store.socket_timeout` must be a number of seconds > 0"),
+        ({"socket_timeout": True}, r"`lock_store.socket_timeout` must be a number of seconds > 0"),
+        ({"socket_connect_timeout": -1}, r"`lock_store.socket_connect_timeout` must be a number of seconds > 0"),
+        ({"use_ssl": "false"}, r"`lock_store.use_ssl` must be true or false, got 'false'"),
+        ({"max_tickets_per_conversation": 0}, r"`lock_store.max_tickets_per_conversation` must be an integer from 1"),
+        ({"max_tickets_per_conversation": 2.5}, r"`lock_store.max_tickets_per_conversation` must be an integer"),
     ],
 )
 def test_invalid_settings_name_the_key_and_the_value(settings: dict, message: Text) -> None:
@@ -221,6 +262,32 @@ def test_invalid_settings_name_the_key_and_the_value(settings: dict, message: Te
 
     with pytest.raises(InvalidConfigException, match=message):
         AtomicRedisLockStore(endpoint_config=endpoint)
+
+
+def test_setting_errors_show_the_type_to_write_in_endpoints_yml() -> None:
+    with pytest.raises(InvalidConfigException) as raised:
+        AtomicRedisLockStore(host=REDIS_HOST, port="63a79")
+
+    # The settings module names the class as text; it must be where endpoints.yml finds it.
+    assert f"type: {AtomicRedisLockStore.__module__}.{AtomicRedisLockStore.__qualname__}\n" in str(raised.value)
+
+
+def test_a_lifetime_that_would_expire_every_ticket_at_birth_is_refused(store: AtomicRedisLockStore) -> None:
+    with pytest.raises(InvalidConfigException, match=r"lifetime must be a number of seconds > 0, got -5"):
+        store.issue_ticket(CONVERSATION, lock_lifetime=-5)
+    assert store.get_lock(CONVERSATION) is None
+
+
+def test_settings_come_from_endpoints_yml_as_numbers_or_substituted_text() -> None:
+    endpoint = EndpointConfig(
+        url=REDIS_HOST, port="6380", socket_timeout=0.5, socket_connect_timeout="2", max_tickets_per_conversation="7"
+    )
+
+    store = AtomicRedisLockStore(endpoint_config=endpoint)
+
+    connection = store.red.connection_pool.connection_kwargs
+    assert (connection["port"], connection["socket_timeout"], connection["socket_connect_timeout"]) == (6380, 0.5, 2.0)
+    assert store.max_tickets_per_conversation == 7
 
 
 def test_unknown_settings_are_dropped_with_a_warning() -> None:
@@ -234,16 +301,17 @@ def test_tickets_from_concurrent_threads_are_unique_and_none_is_lost(store: Atom
     issued = _run_in_threads(_issue_tickets, [(50,)] * 16)
 
     numbers = sorted(number for worker in issued for number in worker)
-    assert numbers == list(range(16 * 50))
-    assert [ticket.number for ticket in store.get_lock(CONVERSATION).tickets] == numbers
+    assert len(set(numbers)) == 16 * 50
+    # The queue holds every ticket, in the order they were issued.
+    assert _live_numbers(store) == numbers
 
 
 def test_tickets_from_separate_processes_are_unique_and_none_is_lost(store: AtomicRedisLockStore) -> None:
     issued = _run_in_processes(_issue_tickets, [(50,)] * 8)
 
     numbers = sorted(number for worker in issued for number in worker)
-    assert numbers == list(range(8 * 50))
-    assert [ticket.number for ticket in store.get_lock(CONVERSATION).tickets] == numbers
+    assert len(set(numbers)) == 8 * 50
+    assert _live_numbers(store) == numbers
     # Each process got its tickets in rising order: numbers follow issue order.
     assert all(worker == sorted(worker) for worker in issued)
 
@@ -268,7 +336,7 @@ def test_lock_lets_one_holder_at_a_time_into_the_critical_section(
 
 def test_an_abandoned_ticket_blocks_only_until_it_expires(store: AtomicRedisLockStore) -> None:
     started = time.time()
-    store.issue_ticket(CONVERSATION, lock_lifetime=0.3)  # a worker that crashed
+    abandoned = store.issue_ticket(CONVERSATION, lock_lifetime=0.3)  # a worker that crashed
 
     async def take_turn() -> List[int]:
         async with store.lock(CONVERSATION, lock_lifetime=LONG_LIFETIME, wait_time_in_seconds=0.01) as lock:
@@ -277,7 +345,7 @@ def test_an_abandoned_ticket_blocks_only_until_it_expires(store: AtomicRedisLock
     held = asyncio.run(asyncio.wait_for(take_turn(), WORKER_TIMEOUT))
 
     assert time.time() - started >= 0.3
-    assert held == [1]
+    assert len(held) == 1 and held[0] > abandoned
     assert store.get_lock(CONVERSATION) is None
 
 
@@ -292,19 +360,19 @@ def test_a_waiter_whose_ticket_expires_gives_up_instead_of_waiting_for_ever(
 
     with pytest.raises(LockError, match="expired before its turn"):
         asyncio.run(asyncio.wait_for(wait_for_turn(), WORKER_TIMEOUT))
-    assert [ticket.number for ticket in store.get_lock(CONVERSATION).tickets] == [holder]
+    assert _live_numbers(store) == [holder]
 
 
 def test_expired_tickets_are_pruned_and_numbers_keep_rising(store: AtomicRedisLockStore) -> None:
-    assert [store.issue_ticket(CONVERSATION, lock_lifetime=0.2) for _ in range(3)] == [0, 1, 2]
+    expired = [store.issue_ticket(CONVERSATION, lock_lifetime=0.2) for _ in range(3)]
+    assert expired == sorted(set(expired))
     time.sleep(0.3)
 
     store.update_lock(CONVERSATION)
 
-    stored = store.get_lock(CONVERSATION)
-    assert list(stored.tickets) == [] and stored.last_issued == 2
+    assert store.get_lock(CONVERSATION) is None  # nothing live: nothing stored
     assert not store.is_someone_waiting(CONVERSATION)
-    assert store.issue_ticket(CONVERSATION, LONG_LIFETIME) == 3
+    assert store.issue_ticket(CONVERSATION, LONG_LIFETIME) > expired[-1]
 
 
 def test_a_late_finisher_cannot_remove_the_next_holders_ticket(store: AtomicRedisLockStore) -> None:
@@ -315,23 +383,267 @@ def test_a_late_finisher_cannot_remove_the_next_holders_ticket(store: AtomicRedi
     store.cleanup(CONVERSATION, overran)  # the overrunning worker finally finishes
 
     assert current != overran
-    assert [ticket.number for ticket in store.get_lock(CONVERSATION).tickets] == [current]
+    assert _live_numbers(store) == [current]
+
+
+def test_ticket_numbers_are_not_reused_after_the_lock_is_deleted(store: AtomicRedisLockStore) -> None:
+    stalled = store.issue_ticket(CONVERSATION, lock_lifetime=0.2)  # e.g. a replica paused by GC
+    time.sleep(0.3)
+    other = store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+    store.cleanup(CONVERSATION, other)  # no one else waits: the lock is deleted
+    assert store.get_lock(CONVERSATION) is None
+    live = store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+
+    store.cleanup(CONVERSATION, stalled)  # the stalled replica finally finishes
+
+    assert len({stalled, other, live}) == 3
+    assert _live_numbers(store) == [live]
+
+
+def test_numbers_keep_rising_even_when_the_counter_is_gone(
+    store: AtomicRedisLockStore, redis_db: redis.Redis
+) -> None:
+    before = store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+    redis_db.flushdb()  # the counter expired, or Redis restarted without persistence
+
+    after = store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+
+    assert after > before
+
+
+def test_a_stalled_workers_cleanup_cannot_let_two_turns_run_at_once(store: AtomicRedisLockStore) -> None:
+    stalled = store.issue_ticket(CONVERSATION, lock_lifetime=0.2)
+    time.sleep(0.3)
+
+    async def scenario() -> List[Text]:
+        async with store.lock(CONVERSATION, LONG_LIFETIME):
+            pass  # a turn that finds the stalled ticket expired; the lock is then deleted
+        events: List[Text] = []
+
+        async def turn(name: Text, seconds: float) -> None:
+            async with store.lock(CONVERSATION, LONG_LIFETIME, wait_time_in_seconds=0.01):
+                events.append(f"{name} starts")
+                await asyncio.sleep(seconds)
+                events.append(f"{name} ends")
+
+        first = asyncio.create_task(turn("first", 0.5))
+        await asyncio.sleep(0.1)
+        store.cleanup(CONVERSATION, stalled)  # the stalled worker finishes during the first turn
+        await asyncio.gather(first, turn("second", 0))
+        return events
+
+    events = asyncio.run(asyncio.wait_for(scenario(), WORKER_TIMEOUT))
+
+    assert events == ["first starts", "first ends", "second starts", "second ends"]
+
+
+def test_a_turn_longer_than_the_lock_lifetime_keeps_the_conversation_to_itself(
+    store: AtomicRedisLockStore,
+) -> None:
+    async def scenario() -> List[Text]:
+        events: List[Text] = []
+
+        async def long_turn() -> None:
+            async with store.lock(CONVERSATION, lock_lifetime=0.5, wait_time_in_seconds=0.01):
+                events.append("long turn starts")
+                await asyncio.sleep(1.6)  # three lifetimes, e.g. a slow action server
+                events.append(f"long turn still holds {len(_live_numbers(store))} ticket(s)")
+                events.append("long turn ends")
+
+        async def next_message() -> None:
+            await asyncio.sleep(0.1)
+            async with store.lock(CONVERSATION, LONG_LIFETIME, wait_time_in_seconds=0.01):
+                events.append("next message starts")
+
+        await asyncio.gather(long_turn(), next_message())
+        return events
+
+    events = asyncio.run(asyncio.wait_for(scenario(), WORKER_TIMEOUT))
+
+    assert events == [
+        "long turn starts",
+        "long turn still holds 2 ticket(s)",  # its own, and the waiting message's
+        "long turn ends",
+        "next message starts",
+    ]
+    assert store.get_lock(CONVERSATION) is None
+
+
+def test_renewal_stops_when_the_turn_ends(store: AtomicRedisLockStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn whose final cleanup is lost (the replica lost Redis at that moment) must
+    leave a ticket that expires, not one that is renewed for ever."""
+
+    async def lost_cleanup(*args: Any) -> None:
+        pass
+
+    async def scenario() -> Tuple[List[int], float]:
+        with monkeypatch.context() as patch:
+            patch.setattr(store, "_remove_ticket", lost_cleanup)
+            async with store.lock(CONVERSATION, lock_lifetime=0.5):
+                await asyncio.sleep(0.8)  # renewed at least twice
+        ended = time.monotonic()
+        left_behind = _live_numbers(store)
+        await asyncio.sleep(0.1)  # a renewal still running would fire in here
+        async with store.lock(CONVERSATION, LONG_LIFETIME, wait_time_in_seconds=0.01):
+            return left_behind, time.monotonic() - ended
+
+    left_behind, waited = asyncio.run(asyncio.wait_for(scenario(), 5))
+
+    assert len(left_behind) == 1  # the cleanup really was lost
+    assert waited < 1.0  # the ticket expired within one lifetime of the last renewal
+
+
+def test_a_cancelled_turn_removes_its_ticket(store: AtomicRedisLockStore) -> None:
+    """Sanic cancels a request whose client disconnects, maybe more than once."""
+
+    async def scenario() -> None:
+        entered = asyncio.Event()
+
+        async def turn() -> None:
+            async with store.lock(CONVERSATION, LONG_LIFETIME):
+                entered.set()
+                await asyncio.sleep(WORKER_TIMEOUT)
+
+        task = asyncio.create_task(turn())
+        await entered.wait()
+        while not task.done():
+            task.cancel()
+            await asyncio.sleep(0)
+        deadline = time.monotonic() + 2
+        while store.get_lock(CONVERSATION) is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(asyncio.wait_for(scenario(), WORKER_TIMEOUT))
+
+    assert store.get_lock(CONVERSATION) is None
+
+
+async def _slow_redis(reply_delay: float) -> asyncio.AbstractServer:
+    """A proxy to the real Redis on this event loop that delays every reply."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        redis_reader, redis_writer = await asyncio.open_connection(REDIS_HOST, REDIS_PORT)
+        await asyncio.gather(pipe(client_reader, redis_writer, 0), pipe(redis_reader, client_writer, reply_delay))
+
+    return await asyncio.start_server(handle, REDIS_HOST, 0)
+
+
+def test_a_message_cancelled_while_its_ticket_is_issued_leaves_no_ticket_behind(
+    store: AtomicRedisLockStore,
+) -> None:
+    async def scenario() -> List[int]:
+        proxy = await _slow_redis(reply_delay=0.4)
+        slow_store = _store(port=proxy.sockets[0].getsockname()[1])
+
+        async def handle_message() -> None:
+            async with slow_store.lock(CONVERSATION, LONG_LIFETIME):
+                pass
+
+        await handle_message()  # opens the connection, so the next request goes out at once
+        message = asyncio.create_task(handle_message())
+        await asyncio.sleep(0.2)  # Redis has issued the ticket; its number is on the way
+        message.cancel()  # the client disconnected: Sanic cancels the request
+        with pytest.raises(asyncio.CancelledError):
+            await message
+        issued_meanwhile = _live_numbers(store)
+        deadline = time.monotonic() + 5
+        while _live_numbers(store) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        proxy.close()
+        return issued_meanwhile
+
+    issued_meanwhile = asyncio.run(asyncio.wait_for(scenario(), WORKER_TIMEOUT))
+
+    assert len(issued_meanwhile) == 1  # the cancel really came between issue and reply
+    assert store.get_lock(CONVERSATION) is None  # the next message need not wait 60 s
+
+
+def test_every_key_expires(store: AtomicRedisLockStore, redis_db: redis.Redis) -> None:
+    lifetime_ms, counter_ms = 2_000, 2_000 + COUNTER_RETENTION_SECONDS * 1000
+    lock_key, counter_key = f"{KEY_PREFIX}:lock:{CONVERSATION}", f"{KEY_PREFIX}:lock_counter:{CONVERSATION}"
+
+    ticket = store.issue_ticket(CONVERSATION, lock_lifetime=2)
+    issued = _expiries_in_ms(redis_db)
+    store.cleanup(CONVERSATION, ticket)
+    finished = _expiries_in_ms(redis_db)
+
+    async def turn() -> Dict[Text, int]:
+        async with store.lock("other", lock_lifetime=2):
+            return _expiries_in_ms(redis_db)
+
+    during_turn = asyncio.run(turn())
+    saved = store.create_lock("saved")
+    saved.issue_ticket(2)
+    store.save_lock(saved)
+    after_save = _expiries_in_ms(redis_db)
+
+    assert set(issued) == {lock_key, counter_key}
+    assert 0 < issued[lock_key] <= lifetime_ms + 1 and lifetime_ms < issued[counter_key] <= counter_ms + 1
+    assert set(finished) == {counter_key}  # the counter outlives the lock, then goes too
+    assert 0 < finished[counter_key] <= COUNTER_RETENTION_SECONDS * 1000 + 1
+    assert len(during_turn) == 3 and all(0 < ttl <= counter_ms + 1 for ttl in during_turn.values())
+    assert 0 < after_save[f"{KEY_PREFIX}:lock:saved"] <= lifetime_ms + 1
+    assert all(0 < ttl <= counter_ms + 1 for ttl in after_save.values())
+
+
+def test_a_flood_of_messages_for_one_conversation_is_refused_beyond_the_cap(redis_db: redis.Redis) -> None:
+    store = _store(max_tickets_per_conversation=3)
+    queued = [store.issue_ticket(CONVERSATION, LONG_LIFETIME) for _ in range(3)]
+
+    with pytest.raises(LockQueueFull, match=r"already has 3 messages .*`lock_store.max_tickets_per_conversation`"):
+        store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+
+    assert _live_numbers(store) == queued  # the refused message took no place
+    store.issue_ticket("another-customer", LONG_LIFETIME)  # other conversations are unaffected
+    store.cleanup(CONVERSATION, queued[0])
+    assert store.issue_ticket(CONVERSATION, LONG_LIFETIME) > queued[-1]
+
+
+def test_concurrent_messages_beyond_the_cap_are_refused_and_the_rest_take_turns(redis_db: redis.Redis) -> None:
+    store = _store(max_tickets_per_conversation=3)
+
+    async def message() -> None:
+        async with store.lock(CONVERSATION, LONG_LIFETIME, wait_time_in_seconds=0.01):
+            await asyncio.sleep(0.5)
+
+    async def flood() -> List[Any]:
+        return await asyncio.gather(*(message() for _ in range(8)), return_exceptions=True)
+
+    outcomes = asyncio.run(asyncio.wait_for(flood(), WORKER_TIMEOUT))
+
+    assert outcomes.count(None) == 3
+    assert sum(isinstance(outcome, LockQueueFull) for outcome in outcomes) == 5
+    assert store.get_lock(CONVERSATION) is None
 
 
 def test_delete_keeps_a_lock_that_still_holds_a_live_ticket(store: AtomicRedisLockStore) -> None:
     ticket = store.issue_ticket(CONVERSATION, LONG_LIFETIME)
 
     store.delete_lock(CONVERSATION)
-    assert [t.number for t in store.get_lock(CONVERSATION).tickets] == [ticket]
+    assert _live_numbers(store) == [ticket]
 
     store.cleanup(CONVERSATION, ticket)
     assert store.get_lock(CONVERSATION) is None
 
 
 def test_save_lock_refuses_to_overwrite_a_lock_changed_since_it_was_read(store: AtomicRedisLockStore) -> None:
-    store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+    issued = store.issue_ticket(CONVERSATION, LONG_LIFETIME)
     first, second = store.get_lock(CONVERSATION), store.get_lock(CONVERSATION)
-    first.issue_ticket(LONG_LIFETIME)
+    added = first.issue_ticket(LONG_LIFETIME)
     second.issue_ticket(LONG_LIFETIME)
 
     store.save_lock(first)
@@ -340,40 +652,88 @@ def test_save_lock_refuses_to_overwrite_a_lock_changed_since_it_was_read(store: 
     with pytest.raises(LockConflict):
         store.save_lock(store.create_lock(CONVERSATION))
 
-    assert [ticket.number for ticket in store.get_lock(CONVERSATION).tickets] == [0, 1]
-    first.issue_ticket(LONG_LIFETIME)
+    assert _live_numbers(store) == [issued, added] and added > issued
+    again = first.issue_ticket(LONG_LIFETIME)
     store.save_lock(first)  # a lock saved by this process can be saved again
-    assert [ticket.number for ticket in store.get_lock(CONVERSATION).tickets] == [0, 1, 2]
+    assert _live_numbers(store) == [issued, added, again]
+    # The store goes on numbering after the saved tickets.
+    assert store.issue_ticket(CONVERSATION, LONG_LIFETIME) > again
 
 
-def test_locks_stay_readable_by_rasas_redis_lock_store(store: AtomicRedisLockStore) -> None:
+def test_locks_stay_readable_by_rasas_redis_lock_store(
+    store: AtomicRedisLockStore, redis_db: redis.Redis
+) -> None:
     rasa_store = RedisLockStore(host=REDIS_HOST, port=REDIS_PORT, db=TEST_DB, key_prefix=KEY_PREFIX)
 
-    rasa_store.issue_ticket(CONVERSATION, LONG_LIFETIME)
-    store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+    rasa_first = rasa_store.issue_ticket(CONVERSATION, LONG_LIFETIME)
+    assert redis_db.pttl(f"{KEY_PREFIX}:lock:{CONVERSATION}") == -1  # Rasa's keys never expire
+    ours = store.issue_ticket(CONVERSATION, LONG_LIFETIME)
 
-    assert [ticket.number for ticket in rasa_store.get_lock(CONVERSATION).tickets] == [0, 1]
+    assert [ticket.number for ticket in rasa_store.get_lock(CONVERSATION).tickets] == [rasa_first, ours]
+    assert ours > rasa_first
+    assert redis_db.pttl(f"{KEY_PREFIX}:lock:{CONVERSATION}") > 0  # ours do
 
 
-def test_unreachable_redis_raises_an_error_naming_server_and_fix() -> None:
-    port = _unused_port()
-    store = _store(port=port, socket_timeout=2)
-    expected = rf"Cannot reach the Redis lock store at {REDIS_HOST}:{port} db {TEST_DB}.*endpoints.yml"
+# A sender id as a channel makes it from a customer's phone number: personal data.
+PHONE_CONVERSATION = "verified_telegram:+491701234567"
 
-    for operation in (
-        lambda: store.issue_ticket(CONVERSATION, LONG_LIFETIME),
-        lambda: store.get_lock(CONVERSATION),
-        lambda: store.save_lock(store.create_lock(CONVERSATION)),
-        lambda: store.delete_lock(CONVERSATION),
-        lambda: store.cleanup(CONVERSATION, 0),
-    ):
-        with pytest.raises(LockStoreUnavailable, match=expected) as raised:
-            operation()
-        assert isinstance(raised.value, LockError) and isinstance(raised.value, ConnectionException)
 
-    async def handle_message() -> None:
-        async with store.lock(CONVERSATION):
-            pytest.fail("entered the critical section without Redis")
+def _lock_errors_for(conversation_id: Text, redis_db: redis.Redis) -> List[LockError]:
+    """The lock errors a busy or contested conversation gets: queue full, waited too
+    long, saved over a change."""
+    store = _store(max_tickets_per_conversation=1)
+    holder = store.issue_ticket(conversation_id, LONG_LIFETIME)
+    errors: List[LockError] = []
+    with pytest.raises(LockQueueFull) as queue_full:
+        store.issue_ticket(conversation_id, LONG_LIFETIME)
+    errors.append(queue_full.value)
 
-    with pytest.raises(LockStoreUnavailable, match=expected):
-        asyncio.run(asyncio.wait_for(handle_message(), WORKER_TIMEOUT))
+    async def wait_for_turn() -> None:
+        async with _store().lock(conversation_id, lock_lifetime=0.2, wait_time_in_seconds=0.01):
+            pytest.fail("entered while the holder's ticket is live")
+
+    with pytest.raises(LockError, match="expired before its turn") as expired:
+        asyncio.run(asyncio.wait_for(wait_for_turn(), WORKER_TIMEOUT))
+    errors.append(expired.value)
+    read = store.get_lock(conversation_id)
+    store.cleanup(conversation_id, holder)
+    with pytest.raises(LockConflict) as conflict:
+        store.save_lock(read)
+    errors.append(conflict.value)
+    return errors
+
+
+def test_lock_errors_name_the_conversation_without_its_id(
+    redis_db: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lepton logs the first line of a lock error that refuses a message (HTTP 503)."""
+    errors = _lock_errors_for(PHONE_CONVERSATION, redis_db)
+    with caplog.at_level(logging.ERROR, logger="lepton_components.server.outages"):
+        for error in errors:
+            log_outage(error, "a Telegram update")
+
+    assert len(errors) == 3
+    for error in errors:
+        assert "491701234567" not in str(error), error
+        assert describe(PHONE_CONVERSATION) in str(error)  # operators can still tell conversations apart
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert len(caplog.records) == 3 and "491701234567" not in logged
+
+
+def test_the_stores_log_lines_name_the_conversation_without_its_id(
+    store: AtomicRedisLockStore, redis_db: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def turn_whose_ticket_vanishes() -> None:
+        async with store.lock(PHONE_CONVERSATION, lock_lifetime=0.3, wait_time_in_seconds=0.01):
+            redis_db.flushdb()  # e.g. Redis restarted without persistence mid-turn
+            await asyncio.sleep(0.25)  # the renewal after 0.1 s finds the ticket gone
+
+    with caplog.at_level(logging.DEBUG):  # every logger: Rasa's `LockStore` logs deletions
+        asyncio.run(asyncio.wait_for(turn_whose_ticket_vanishes(), WORKER_TIMEOUT))
+        store.delete_lock(PHONE_CONVERSATION)
+
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Issued ticket" in logged and "Acquired" in logged and "Deleted" in logged
+    assert "expired while its message was still being handled" in logged
+    assert "491701234567" not in logged
+    assert describe(PHONE_CONVERSATION) in logged
