@@ -8,6 +8,7 @@ docs/hardening.md has the threat model and the side-by-side table with stock Ras
 
 import asyncio
 import json
+import socket
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict, List, Text
 from urllib.parse import unquote_plus
@@ -206,12 +207,28 @@ class DatabaseDown(InMemoryTrackerStore):
         raise ConnectionException("PostgreSQL at 127.0.0.1:5432 refused the connection")
 
 
+def redis_down() -> Any:
+    """The atomic Redis lock store pointed at a port on 127.0.0.1 where nothing listens."""
+    from lepton_components.stores.atomic_redis_lock_store import AtomicRedisLockStore
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return AtomicRedisLockStore(host="127.0.0.1", port=port)
+
+
 @ALL
-async def test_a_database_outage_is_a_retryable_503_on_every_channel(channel: PublicChannel) -> None:
+@pytest.mark.parametrize("outage", ["postgresql", "redis"])
+async def test_an_outage_is_a_retryable_503_on_every_channel(channel: PublicChannel, outage: Text) -> None:
     """The platform (or the website) must resend: a `200` here would lose the message."""
-    agent = ScriptedAgent(DatabaseDown(Domain.empty()))
-    async with channel.serve(agent) as served:
+    if outage == "postgresql":
+        agent = ScriptedAgent(DatabaseDown(Domain.empty()))
+    else:
+        agent = ScriptedAgent(InMemoryTrackerStore(Domain.empty()), lock_store=redis_down())
+    async with channel.serve(agent) as served, LoopWatch().watching() as loop:
         status, text = await channel.send_text(served, "where is my parcel?", platform_id_for(channel))
     assert status == 503, text
     if channel.name in ("rest", "web_chat"):
         assert json.loads(text)["error"] == "service_unavailable"
+    assert agent.handled == 0
+    assert loop.longest < MAX_LOOP_BLOCK_S
