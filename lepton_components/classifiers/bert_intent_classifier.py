@@ -115,6 +115,7 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tunes on every intent example with text and persists the result."""
         from lepton_components.classifiers import sentence_classifier
+        from lepton_components.training_data_checks import warn_small_intents
 
         examples = [
             example
@@ -123,6 +124,7 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
         ]
         labels = sorted({example.get(INTENT) for example in examples})
         self._check_training_labels(labels)
+        warn_small_intents(example.get(INTENT) for example in examples)
         epochs = self.settings.epochs
         if self.model is None:
             self.labels = labels

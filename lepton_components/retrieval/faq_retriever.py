@@ -13,7 +13,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.exceptions import InvalidConfigException, RasaException
-from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -157,8 +157,19 @@ class FaqRetriever(GraphComponent):
         return self._encoder
 
     def train(self, training_data: TrainingData) -> Resource:
-        """Embeds every question variant of the knowledge base and indexes them."""
+        """Embeds every question variant of the knowledge base and indexes them.
+
+        Warns (does not fail) when a question is also an intent example: the owner
+        decides which of the two should answer it.
+        """
+        from lepton_components.training_data_checks import warn_shared_questions
+
         self._state = self._build_state(version=1)
+        warn_shared_questions(
+            [(example.get(TEXT), example.get(INTENT)) for example in training_data.intent_examples if example.get(TEXT)],
+            [(question, answer.id) for answer in self._state.answers for question in answer.questions],
+            str(self.component_config["knowledge_base"]),
+        )
         self.persist()
         return self._resource
 

@@ -148,3 +148,19 @@ def test_loading_rebuilds_when_the_file_changed_since_training(create_component,
     assert loaded.state.version == 2 and len(loaded.state.answers) == 5
     kept = load_component(FaqRetriever, {**config, "rebuild_if_changed": False})
     assert len(kept.state.answers) == 4
+
+
+def test_training_warns_about_a_question_that_is_also_an_intent_example(create_component, kb_path) -> None:
+    retriever = create_component(FaqRetriever, {"knowledge_base": str(kb_path)})
+    data = TrainingData(
+        [
+            Message(data={"text": "are you hiring", "intent": "jobs"}),
+            Message(data={"text": "where is my order", "intent": "order_status"}),
+        ]
+    )
+    with pytest.warns(UserWarning) as warned:
+        retriever.train(data)
+    messages = [str(warning.message) for warning in warned if "compete" in str(warning.message)]
+    assert len(messages) == 1, [str(w.message) for w in warned]
+    assert "'Are you hiring?' is an example of intent 'jobs' and a question of answer 'careers'" in messages[0]
+    assert "where is my order" not in messages[0]
