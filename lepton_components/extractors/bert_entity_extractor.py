@@ -1,23 +1,23 @@
 """Entity extractor that fine-tunes a BERT-family encoder to tag word pieces (BIO)."""
 
 import logging
-from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Text, Tuple
 
 import numpy as np
 import rasa.shared.utils.io
-from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.exceptions import InvalidConfigException, RasaException
+from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from lepton_components import backbone, config_validation, encoder_persistence
-from lepton_components.encoder_config import EncoderConfig, default_encoder_config
+from lepton_components import config_validation
+from lepton_components.encoder_component import WARM_UP_TEXT, EncoderComponent
+from lepton_components.encoder_config import EncoderConfig
 from lepton_components.extractors import bio_alignment, tag_decoding
 from lepton_components.extractors.bio_alignment import EntityLabel, Span, TagScheme
 
@@ -40,7 +40,7 @@ class _Window(NamedTuple):
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
-class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
+class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
     """Extracts entities by tagging every word piece with a fine-tuned transformer encoder.
 
     Reads only the message `text` (the encoder brings its own word-piece tokenizer, so any
@@ -60,14 +60,11 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
     that can only ever say "no entity".
     """
 
-    @staticmethod
-    def required_packages() -> List[Text]:
-        return ["torch", "transformers", "peft", "safetensors"]
+    needs_fast_tokenizer = True
 
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    @classmethod
+    def extra_default_config(cls) -> Dict[Text, Any]:
         return {
-            **default_encoder_config(),
             # Dropout before the tagging layer.
             "head_dropout": 0.1,
             # Entities whose confidence (the lowest tag probability among their word
@@ -87,35 +84,9 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
             "overlapping_entities": "skip",
         }
 
-    def __init__(
-        self,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> None:
-        self.component_config = config
-        self.settings = self.validate_config(config)
-        self._model_storage = model_storage
-        self._resource = resource
-        self._execution_context = execution_context
-        self._backbone_path = backbone.resolve_backbone_path(
-            self.settings.model_name_or_path, type(self).__name__
-        )
-        self.scheme: Optional[TagScheme] = None
-        self.model: Optional[Any] = None
-        self.tokenizer: Optional[Any] = None
-        self.training_report: Optional[Dict[Text, Any]] = None
-        # Tag bigram counts of the training data, for Viterbi decoding (tag_decoding).
-        self.transition_counts: Optional[List[List[int]]] = None
-        self._log_transitions: Optional[np.ndarray] = None
-
     @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> EncoderConfig:
-        """Checks every key and value; raises InvalidConfigException naming the fix."""
+    def validate_extra_config(cls, config: Dict[Text, Any], settings: EncoderConfig) -> None:
         name = cls.__name__
-        config_validation.check_unknown_keys(name, config, cls.get_default_config())
-        settings = EncoderConfig.from_component_config(name, config)
         config_validation.check_number(name, "head_dropout", config["head_dropout"], 0, 0.9, example=0.1)
         config_validation.check_number(
             name, "confidence_threshold", config["confidence_threshold"], 0, 1, example=0.5
@@ -128,22 +99,19 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
             name, "max_windows", config["max_windows"], 1, 10_000, integer=True, example=8
         )
         config_validation.check_choice(name, "overlapping_entities", config["overlapping_entities"], ("skip", "keep"))
-        return settings
 
-    @classmethod
-    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
-        """Retrains when the backbone's weights change, not only when the config does."""
-        return backbone.fingerprint_for_config(config.get("model_name_or_path"), cls.__name__)
-
-    @classmethod
-    def create(
-        cls,
+    def __init__(
+        self,
         config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "BertEntityExtractor":
-        return cls(config, model_storage, resource, execution_context)
+    ) -> None:
+        super().__init__(config, model_storage, resource, execution_context)
+        self.scheme: Optional[TagScheme] = None
+        # Tag bigram counts of the training data, for Viterbi decoding (tag_decoding).
+        self.transition_counts: Optional[List[List[int]]] = None
+        self._log_transitions: Optional[np.ndarray] = None
 
     # ------------------------------------------------------------------ training
 
@@ -189,9 +157,7 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
         )
         self.training_report = report.__dict__
         logger.info(f"{type(self).__name__} trained: {self.training_report}")
-        self.persist()
-        if self.settings.training_mode == "lora":
-            self.model.encoder = self.model.encoder.merge_and_unload()
+        self._serve_trained_model()
         return self._resource
 
     def _set_transition_counts(self, counts: Optional[List[List[int]]]) -> None:
@@ -255,33 +221,10 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
             "`[LP-123456](order_number)` rather than part of it."
         )
 
-    def _build_model(self, for_training: bool) -> None:
-        from lepton_components import torch_encoder
+    def _new_model(self, encoder: Any) -> Any:
         from lepton_components.extractors.token_tagger import TokenTagger
 
-        torch_encoder.seed_everything(self.settings.random_seed)
-        # For training and serving alike; torch's thread pool is process-wide.
-        torch_encoder.apply_thread_setting(self.settings.num_threads)
-        self._device = torch_encoder.select_device(self.settings.device)
-        self.tokenizer = torch_encoder.load_tokenizer(self._backbone_path)
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise InvalidConfigException(
-                f"{type(self).__name__} needs a fast (Rust) tokenizer for character offsets, "
-                f"but the backbone at '{self._backbone_path}' has none. Add its tokenizer.json "
-                f"(`AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(folder)`)."
-            )
-        encoder = torch_encoder.load_encoder(self._backbone_path)
-        positions = getattr(encoder.config, "max_position_embeddings", None)
-        if positions is not None and self.settings.max_length > positions:
-            raise InvalidConfigException(
-                f"{type(self).__name__}: `max_length` is {self.settings.max_length}, but the "
-                f"backbone reads at most {positions} word pieces. Set e.g. `max_length: "
-                f"{min(64, positions)}` in config.yml; longer messages are windowed anyway."
-            )
-        if for_training:
-            encoder = torch_encoder.prepare_for_training(encoder, self.settings)
-        self.model = TokenTagger(encoder, self.scheme.num_tags, self.component_config["head_dropout"])
-        self.model.to(self._device)
+        return TokenTagger(encoder, self.scheme.num_tags, self.component_config["head_dropout"])
 
     def _windows(self, texts: List[Text], max_windows: Optional[int] = None) -> List[_Window]:
         """Overlapping windows of at most ``max_length`` pieces (the tokenizer's overflow).
@@ -358,61 +301,19 @@ class BertEntityExtractor(GraphComponent, EntityExtractorMixin):
             message.set(ENTITIES, existing + self.add_extractor_name(entities), add_to_output=True)
         return messages
 
+    def _warm_up(self) -> None:
+        self.process([Message(data={TEXT: WARM_UP_TEXT})])
+
     # ------------------------------------------------------------- persistence
 
-    def persist(self) -> None:
-        """Writes only what training changed, as safetensors, plus JSON metadata."""
-        with self._model_storage.write_to(self._resource) as directory:
-            encoder_persistence.save_encoder_model(
-                directory,
-                self.model,
-                self.settings,
-                self._backbone_path,
-                {
-                    "entity_labels": self.scheme.to_json(),
-                    "tags": self.scheme.tag_names,
-                    "training_report": self.training_report,
-                    "tag_transitions": self.transition_counts,
-                },
-            )
+    def _saved_metadata(self) -> Dict[Text, Any]:
+        return {
+            "entity_labels": self.scheme.to_json(),
+            "tags": self.scheme.tag_names,
+            "training_report": self.training_report,
+            "tag_transitions": self.transition_counts,
+        }
 
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> "BertEntityExtractor":
-        """Rebuilds the trained extractor; LoRA adapters are merged for fast inference.
-
-        During `rasa train --finetune` the adapters stay separate so training continues.
-        Nothing persisted (no entities in the training data) gives an extractor that
-        finds nothing.
-        """
-        component = cls(config, model_storage, resource, execution_context)
-        try:
-            with model_storage.read_from(resource) as directory:
-                component._restore(directory, for_training=execution_context.is_finetuning)
-        except ValueError as error:
-            if isinstance(error, RasaException):  # InvalidConfigException is a ValueError too
-                raise
-            logger.debug(f"{cls.__name__} has no trained model in '{resource.name}'; it will not extract.")
-        return component
-
-    def _restore(self, directory: Path, for_training: bool) -> None:
-        metadata = encoder_persistence.read_compatible_metadata(
-            directory, type(self).__name__, self.settings, self._backbone_path
-        )
+    def _apply_saved_metadata(self, metadata: Dict[Text, Any]) -> None:
         self.scheme = TagScheme.from_json(metadata["entity_labels"])
-        self.training_report = metadata.get("training_report")
         self._set_transition_counts(metadata.get("tag_transitions"))
-        self._build_model(for_training=for_training)
-        encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
-        self.model.to(self._device)
-        self.model.eval()
-        if not for_training:
-            from lepton_components import torch_encoder
-
-            self.model = torch_encoder.prepare_for_inference(self.model, self.settings, self._device)

@@ -376,3 +376,65 @@ def test_changed_backbone_changes_the_training_fingerprint(tiny_bert_path, tmp_p
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("}", ', "note": 1}', 1))
     assert BertIntentClassifier.fingerprint_addon({"model_name_or_path": str(copy)}) != before
     assert BertIntentClassifier.fingerprint_addon({"model_name_or_path": str(tmp_path / "missing")}) is None
+
+
+def _component_folder(model_storage) -> Path:
+    from rasa.engine.storage.resource import Resource
+
+    with model_storage.read_from(Resource("component")) as directory:
+        return Path(directory)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "metadata.json").write_text("{not json", encoding="utf-8"),
+        lambda folder: (folder / "metadata.json").write_text('{"format_version": 1}', encoding="utf-8"),
+        lambda folder: (folder / "head.safetensors").write_bytes(b"\x00" * 16),
+        lambda folder: (folder / "adapter.safetensors").unlink(),
+    ],
+    ids=["metadata-not-json", "metadata-incomplete", "head-truncated", "adapter-missing"],
+)
+def test_a_damaged_archive_stops_loading_with_the_fix(trained, model_storage, load_component, tiny_config, damage) -> None:
+    """Not a bot without intents and a DEBUG line: the load fails and says what to do."""
+    from lepton_components.encoder_component import DamagedModelArchive
+
+    damage(_component_folder(model_storage))
+    with pytest.raises(DamagedModelArchive, match=r"BertIntentClassifier cannot read .*rasa train --force"):
+        load_component(BertIntentClassifier, tiny_config)
+
+
+def test_nothing_stored_gives_a_component_that_leaves_messages_alone(load_component, tiny_config) -> None:
+    component = load_component(BertIntentClassifier, tiny_config, resource_name="never-trained")
+    assert component.model is None
+    assert _parse(component, ["hello"])[0].get("intent") is None
+
+
+def test_loading_warms_the_model_up(trained, load_component, tiny_config, monkeypatch) -> None:
+    """The first customer message after start-up must not pay for lazy initialisation."""
+    seen: List[Text] = []
+    original = BertIntentClassifier.process
+
+    def recording(self, messages):
+        seen.extend(message.get("text") for message in messages)
+        return original(self, messages)
+
+    monkeypatch.setattr(BertIntentClassifier, "process", recording)
+    load_component(BertIntentClassifier, tiny_config)
+    assert len(seen) == 1 and seen[0].strip()
+
+
+def test_backbone_is_hashed_once_per_process_until_its_files_change(tiny_bert_path, tmp_path) -> None:
+    import shutil
+
+    from lepton_components import backbone
+
+    copy = tmp_path / "backbone"
+    shutil.copytree(tiny_bert_path, copy)
+    before = backbone._hash_files.cache_info().misses
+    first = backbone.backbone_fingerprint(copy)
+    for _ in range(3):
+        assert backbone.backbone_fingerprint(copy) == first
+    assert backbone._hash_files.cache_info().misses == before + 1
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("}", ', "edited": 1}', 1))
+    assert backbone.backbone_fingerprint(copy) != first

@@ -405,12 +405,14 @@ def test_bad_config_is_refused_with_the_fix(storage, tiny_bert_path, override, m
     assert "config.yml" in str(error.value)
 
 
-def test_max_length_beyond_the_backbone_is_refused(storage, tiny_bert_path, toy_intents) -> None:
-    component = BertEntityExtractor.create(
-        tiny_config(tiny_bert_path, max_length=256), storage, Resource("too-long"), context()
-    )
-    with pytest.raises(InvalidConfigException, match="reads at most 128 word pieces"):
-        component.train(training_data())
+@pytest.mark.parametrize("component_class", ["BertEntityExtractor", "BertIntentClassifier"])
+def test_max_length_beyond_the_backbone_is_refused_at_creation(storage, tiny_bert_path, component_class) -> None:
+    from lepton_components.classifiers.bert_intent_classifier import BertIntentClassifier
+
+    chosen = {"BertEntityExtractor": BertEntityExtractor, "BertIntentClassifier": BertIntentClassifier}[component_class]
+    config = {**chosen.get_default_config(), "model_name_or_path": str(tiny_bert_path), "max_length": 256}
+    with pytest.raises(InvalidConfigException, match=f"{component_class}: `max_length` is 256.*reads at most 128"):
+        chosen.create(config, storage, Resource("too-long"), context())
 
 
 def test_fingerprint_addon_follows_the_backbone(tiny_bert_path, tmp_path) -> None:
