@@ -119,13 +119,21 @@ def _no_retriever() -> HTTPResponse:
 
 
 def _loaded_retrievers(request: Request) -> List[Any]:
-    """FaqRetriever instances of the model the server is running right now."""
-    from lepton_components.retrieval.faq_retriever import FaqRetriever
+    """The components of the running model that serve a knowledge base, in graph order.
 
+    FaqRetriever and JointNluComponent alike: anything with a live `state`, a `reload()`
+    and a configured `knowledge_base` file (a JointNluComponent without one serves none).
+    """
     agent = getattr(request.app.ctx, "agent", None)
     processor = getattr(agent, "processor", None) if agent else None
     runner = getattr(processor, "graph_runner", None)
     # Rasa 3.6's DaskGraphRunner keeps its eagerly loaded components on the graph nodes.
     nodes = getattr(runner, "_instantiated_nodes", {}) or {}
     components = [getattr(node, "_component", None) for node in nodes.values()]
-    return [component for component in components if isinstance(component, FaqRetriever)]
+    return [
+        component
+        for component in components
+        if callable(getattr(component, "reload", None))
+        and hasattr(component, "state")
+        and (getattr(component, "component_config", None) or {}).get("knowledge_base")
+    ]

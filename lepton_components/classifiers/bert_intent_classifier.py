@@ -1,8 +1,9 @@
 """Intent classifier that fine-tunes a BERT-family encoder on the bot's own intents."""
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Sequence, Text
 
+import numpy as np
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -27,9 +28,74 @@ from lepton_components.encoder_config import EncoderConfig
 logger = logging.getLogger(__name__)
 
 
-
 class IntentTrainingDataError(RasaException):
     """The NLU data cannot train an intent classifier."""
+
+
+def intent_default_config() -> Dict[Text, Any]:
+    """The intent head's keys and defaults, shared with JointNluComponent."""
+    return {
+        # Number of intents listed in `intent_ranking`; 0 lists all of them.
+        "ranking_length": LABEL_RANKING_LENGTH,
+        # Dropout before the classification layer.
+        "head_dropout": 0.1,
+        # Epochs that train the output layer alone on cached sentence vectors before
+        # the encoder trains too (lora, full); 0 skips this warm-up. Costs one encoder
+        # pass over the data and lets fewer full epochs reach the same accuracy.
+        "head_warmup_epochs": 0,
+        # Scale each sentence vector to unit length before the output layer, as
+        # sentence encoders compare sentences by cosine (helps few-shot data most).
+        "normalize_embeddings": False,
+    }
+
+
+def check_intent_config(component: Text, config: Dict[Text, Any]) -> None:
+    """Checks the keys of `intent_default_config`; raises InvalidConfigException naming the fix."""
+    config_validation.check_number(component, "ranking_length", config["ranking_length"], 0, integer=True, example=10)
+    config_validation.check_number(component, "head_dropout", config["head_dropout"], 0, 0.9, example=0.1)
+    config_validation.check_number(
+        component, "head_warmup_epochs", config["head_warmup_epochs"], 0, integer=True, example=20
+    )
+    config_validation.check_choice(component, "normalize_embeddings", config["normalize_embeddings"], (True, False))
+
+
+def check_intent_labels(component: Text, labels: List[Text]) -> None:
+    """Refuses training data with fewer than two intents, with an example of the fix."""
+    if len(labels) >= 2:
+        return
+    found = f"only '{labels[0]}'" if labels else "none"
+    raise IntentTrainingDataError(
+        f"{component} needs training examples for at least two intents, "
+        f"found {found}. Add examples for more intents to your NLU data "
+        f"(e.g. data/nlu.yml):\n"
+        "  nlu:\n  - intent: greet\n    examples: |\n      - hello\n"
+        "  - intent: goodbye\n    examples: |\n      - bye\n"
+        f"or remove {component} from the pipeline in config.yml."
+    )
+
+
+def write_no_intent(message: Message) -> None:
+    """An explicit "no intent" for a message without text.
+
+    Rasa's FallbackClassifier reads `intent`, so an empty message ends in the fallback,
+    not in an exception.
+    """
+    message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+
+
+def write_intents(message: Message, probabilities: Sequence[float], labels: List[Text], ranking_length: int) -> None:
+    """Sets `intent` (the best) and `intent_ranking` (best first, `ranking_length` long; 0: all)
+    exactly as Rasa's own classifiers do, so FallbackClassifier and the policies work unchanged."""
+    row = np.asarray(probabilities)
+    ranking = [
+        {INTENT_NAME_KEY: labels[index], PREDICTED_CONFIDENCE_KEY: float(row[index])}
+        for index in row.argsort()[::-1]
+    ]
+    message.set(INTENT, ranking[0], add_to_output=True)
+    if ranking_length > 0:
+        ranking = ranking[:ranking_length]
+    message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -43,29 +109,11 @@ class BertIntentClassifier(EncoderComponent, IntentClassifier):
 
     @classmethod
     def extra_default_config(cls) -> Dict[Text, Any]:
-        return {
-            # Number of intents listed in `intent_ranking`; 0 lists all of them.
-            "ranking_length": LABEL_RANKING_LENGTH,
-            # Dropout before the classification layer.
-            "head_dropout": 0.1,
-            # Epochs that train the output layer alone on cached sentence vectors before
-            # the encoder trains too (lora, full); 0 skips this warm-up. Costs one encoder
-            # pass over the data and lets fewer full epochs reach the same accuracy.
-            "head_warmup_epochs": 0,
-            # Scale each sentence vector to unit length before the output layer, as
-            # sentence encoders compare sentences by cosine (helps few-shot data most).
-            "normalize_embeddings": False,
-        }
+        return intent_default_config()
 
     @classmethod
     def validate_extra_config(cls, config: Dict[Text, Any], settings: EncoderConfig) -> None:
-        name = cls.__name__
-        config_validation.check_number(name, "ranking_length", config["ranking_length"], 0, integer=True, example=10)
-        config_validation.check_number(name, "head_dropout", config["head_dropout"], 0, 0.9, example=0.1)
-        config_validation.check_number(
-            name, "head_warmup_epochs", config["head_warmup_epochs"], 0, integer=True, example=20
-        )
-        config_validation.check_choice(name, "normalize_embeddings", config["normalize_embeddings"], (True, False))
+        check_intent_config(cls.__name__, config)
 
     def __init__(
         self,
@@ -92,7 +140,7 @@ class BertIntentClassifier(EncoderComponent, IntentClassifier):
             if example.get(INTENT) and (example.get(TEXT) or "").strip()
         ]
         labels = sorted({example.get(INTENT) for example in examples})
-        self._check_training_labels(labels)
+        check_intent_labels(type(self).__name__, labels)
         warn_small_intents(example.get(INTENT) for example in examples)
         epochs = self.settings.epochs
         if self.model is None:
@@ -118,19 +166,6 @@ class BertIntentClassifier(EncoderComponent, IntentClassifier):
         self._serve_trained_model()
         return self._resource
 
-    def _check_training_labels(self, labels: List[Text]) -> None:
-        if len(labels) >= 2:
-            return
-        found = f"only '{labels[0]}'" if labels else "none"
-        raise IntentTrainingDataError(
-            f"{type(self).__name__} needs training examples for at least two intents, "
-            f"found {found}. Add examples for more intents to your NLU data "
-            f"(e.g. data/nlu.yml):\n"
-            "  nlu:\n  - intent: greet\n    examples: |\n      - hello\n"
-            "  - intent: goodbye\n    examples: |\n      - bye\n"
-            f"or remove {type(self).__name__} from the pipeline in config.yml."
-        )
-
     def _new_model(self, encoder: Any) -> Any:
         from lepton_components.classifiers.sentence_classifier import SentenceClassifier
 
@@ -155,11 +190,8 @@ class BertIntentClassifier(EncoderComponent, IntentClassifier):
         for message in messages:
             if (message.get(TEXT) or "").strip():
                 with_text.append(message)
-                continue
-            # Rasa's FallbackClassifier reads `intent`, so an empty message gets an
-            # explicit "no intent" and ends in the fallback, not in an exception.
-            message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+            else:
+                write_no_intent(message)
         if not with_text:
             return messages
         probabilities = predict_probabilities(
@@ -168,16 +200,8 @@ class BertIntentClassifier(EncoderComponent, IntentClassifier):
             self.tokenizer.pad_token_id,
             self._device,
         )
-        ranking_length = self.component_config["ranking_length"]
         for message, row in zip(with_text, probabilities):
-            ranking = [
-                {INTENT_NAME_KEY: self.labels[index], PREDICTED_CONFIDENCE_KEY: float(row[index])}
-                for index in row.argsort()[::-1]
-            ]
-            message.set(INTENT, ranking[0], add_to_output=True)
-            if ranking_length > 0:
-                ranking = ranking[:ranking_length]
-            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+            write_intents(message, row, self.labels, self.component_config["ranking_length"])
         return messages
 
     def _warm_up(self) -> None:

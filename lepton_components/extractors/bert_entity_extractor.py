@@ -1,7 +1,7 @@
 """Entity extractor that fine-tunes a BERT-family encoder to tag word pieces (BIO)."""
 
 import logging
-from typing import Any, Dict, List, NamedTuple, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
 import rasa.shared.utils.io
@@ -18,25 +18,78 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from lepton_components import config_validation
 from lepton_components.encoder_component import WARM_UP_TEXT, EncoderComponent
 from lepton_components.encoder_config import EncoderConfig
-from lepton_components.extractors import bio_alignment, tag_decoding
-from lepton_components.extractors.bio_alignment import EntityLabel, Span, TagScheme
+from lepton_components.extractors import entity_windows, tag_decoding
+from lepton_components.extractors.bio_alignment import EntityLabel, TagScheme
+from lepton_components.extractors.entity_windows import Window
 
 logger = logging.getLogger(__name__)
-
-# Misaligned annotations named in the training warning; the rest are only counted.
-MISALIGNED_EXAMPLES_SHOWN = 5
 
 
 class EntityTrainingDataError(RasaException):
     """The NLU data cannot (further) train the entity extractor."""
 
 
-class _Window(NamedTuple):
-    """At most ``max_length`` word pieces of one message, with their character spans."""
+def entity_default_config() -> Dict[Text, Any]:
+    """How entities are read from tag scores; keys and defaults shared with JointNluComponent."""
+    return {
+        # Entities whose confidence (the lowest tag probability among their word
+        # pieces) is below this are dropped; 0 keeps every predicted entity.
+        "confidence_threshold": 0.0,
+        # Word pieces shared by consecutive windows when a message is longer than
+        # `max_length`; at most half of `max_length`.
+        "window_overlap": 16,
+        # Windows read per message at prediction time; the rest of a longer message is
+        # not searched for entities. Caps the work one message can cause (at 1 MiB of
+        # text, windowing made about 5,000 encoder passes). 8 windows of 64 pieces cover
+        # about 2,000 characters, the channels' message limit.
+        "max_windows": 8,
+        # "skip": drop a predicted entity whose characters overlap an entity an
+        # earlier pipeline component already found (earlier extractors win);
+        # "keep": add it anyway, so both appear in `entities`.
+        "overlapping_entities": "skip",
+    }
 
-    message: int
-    input_ids: List[int]
-    spans: List[Optional[Span]]  # None for special tokens
+
+def check_entity_config(component: Text, config: Dict[Text, Any], max_length: int) -> None:
+    """Checks the keys of `entity_default_config`; raises InvalidConfigException naming the fix."""
+    config_validation.check_number(
+        component, "confidence_threshold", config["confidence_threshold"], 0, 1, example=0.5
+    )
+    config_validation.check_number(
+        component, "window_overlap", config["window_overlap"], 0, max_length // 2,
+        integer=True, example=max_length // 4,
+    )
+    config_validation.check_number(
+        component, "max_windows", config["max_windows"], 1, 10_000, integer=True, example=8
+    )
+    config_validation.check_choice(
+        component, "overlapping_entities", config["overlapping_entities"], ("skip", "keep")
+    )
+
+
+def warn_no_entity_annotations(component: Text, consequence: Text) -> None:
+    """Training data without a single entity annotation: say what that means and how to fix it."""
+    rasa.shared.utils.io.raise_warning(
+        f"{component} found no entity annotations in the NLU training data, "
+        f"so {consequence}. Annotate entities in "
+        f"your examples, e.g. `- where is [LP-123456](order_number)`, or remove "
+        f"{component} from the pipeline in config.yml."
+    )
+
+
+def check_finetuning_labels(component: Text, scheme: Optional[TagScheme], annotations: List[List[Dict[Text, Any]]]) -> None:
+    """`rasa train --finetune` keeps the tag layer's size: refuses entities, roles or groups it lacks."""
+    known = set(scheme.labels) if scheme is not None else set()
+    new = sorted(
+        {EntityLabel.of(a) for message in annotations for a in message} - known,
+        key=lambda label: label.name,
+    )
+    if new:
+        raise EntityTrainingDataError(
+            f"{component} cannot learn new entities, roles or groups while "
+            f"fine-tuning (`rasa train --finetune`): {', '.join(label.name for label in new)}. "
+            f"Train from scratch with `rasa train` to add them."
+        )
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
@@ -67,38 +120,14 @@ class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
         return {
             # Dropout before the tagging layer.
             "head_dropout": 0.1,
-            # Entities whose confidence (the lowest tag probability among their word
-            # pieces) is below this are dropped; 0 keeps every predicted entity.
-            "confidence_threshold": 0.0,
-            # Word pieces shared by consecutive windows when a message is longer than
-            # `max_length`; at most half of `max_length`.
-            "window_overlap": 16,
-            # Windows read per message at prediction time; the rest of a longer message is
-            # not searched for entities. Caps the work one message can cause (at 1 MiB of
-            # text, windowing made about 5,000 encoder passes). 8 windows of 64 pieces cover
-            # about 2,000 characters, the channels' message limit.
-            "max_windows": 8,
-            # "skip": drop a predicted entity whose characters overlap an entity an
-            # earlier pipeline component already found (earlier extractors win);
-            # "keep": add it anyway, so both appear in `entities`.
-            "overlapping_entities": "skip",
+            **entity_default_config(),
         }
 
     @classmethod
     def validate_extra_config(cls, config: Dict[Text, Any], settings: EncoderConfig) -> None:
         name = cls.__name__
         config_validation.check_number(name, "head_dropout", config["head_dropout"], 0, 0.9, example=0.1)
-        config_validation.check_number(
-            name, "confidence_threshold", config["confidence_threshold"], 0, 1, example=0.5
-        )
-        config_validation.check_number(
-            name, "window_overlap", config["window_overlap"], 0, settings.max_length // 2,
-            integer=True, example=settings.max_length // 4,
-        )
-        config_validation.check_number(
-            name, "max_windows", config["max_windows"], 1, 10_000, integer=True, example=8
-        )
-        config_validation.check_choice(name, "overlapping_entities", config["overlapping_entities"], ("skip", "keep"))
+        check_entity_config(name, config, settings.max_length)
 
     def __init__(
         self,
@@ -126,12 +155,7 @@ class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
         ]
         annotations = [example.get(ENTITIES) or [] for example in examples]
         if not any(annotations):
-            rasa.shared.utils.io.raise_warning(
-                f"{type(self).__name__} found no entity annotations in the NLU training data, "
-                f"so it trains nothing and will extract no entities. Annotate entities in "
-                f"your examples, e.g. `- where is [LP-123456](order_number)`, or remove "
-                f"{type(self).__name__} from the pipeline in config.yml."
-            )
+            warn_no_entity_annotations(type(self).__name__, "it trains nothing and will extract no entities")
             return self._resource
         epochs = self.settings.epochs
         if self.model is None:
@@ -140,10 +164,10 @@ class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
         else:
             # `rasa train --finetune`: Rasa has already scaled `epochs` by --epoch-fraction
             # (engine/recipes/default_recipe.py ~L465).
-            self._check_finetuning_labels(annotations)
+            check_finetuning_labels(type(self).__name__, self.scheme, annotations)
         texts = [example.get(TEXT) for example in examples]
         windows = self._windows(texts)
-        tags = self._window_tags(texts, annotations, windows)
+        tags = entity_windows.window_tags(type(self).__name__, texts, annotations, windows, self.scheme)
         self._set_transition_counts(tag_decoding.count_transitions(tags, self.scheme.num_tags))
         report = token_tagger.fine_tune(
             self.model,
@@ -163,100 +187,18 @@ class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
     def _set_transition_counts(self, counts: Optional[List[List[int]]]) -> None:
         """Keeps the counts for persistence and their log-probabilities for decoding."""
         self.transition_counts = counts
-        self._log_transitions = tag_decoding.transition_log_probabilities(
-            counts or np.zeros((self.scheme.num_tags + 1, self.scheme.num_tags)), self.scheme.num_tags
-        )
-
-    def _check_finetuning_labels(self, annotations: List[List[Dict[Text, Any]]]) -> None:
-        new = sorted(
-            {EntityLabel.of(a) for message in annotations for a in message} - set(self.scheme.labels),
-            key=lambda label: label.name,
-        )
-        if new:
-            raise EntityTrainingDataError(
-                f"{type(self).__name__} cannot learn new entities, roles or groups while "
-                f"fine-tuning (`rasa train --finetune`): {', '.join(label.name for label in new)}. "
-                f"Train from scratch with `rasa train` to add them."
-            )
-
-    def _window_tags(
-        self,
-        texts: List[Text],
-        annotations: List[List[Dict[Text, Any]]],
-        windows: List[_Window],
-    ) -> List[List[int]]:
-        """Tag ids for every window, aligned once per message over all its pieces."""
-        spans_by_message: Dict[int, List[List[Optional[Span]]]] = {}
-        for window in windows:
-            spans_by_message.setdefault(window.message, []).append(window.spans)
-        tag_by_span: List[Dict[Span, int]] = []
-        misaligned: List[Tuple[Text, bio_alignment.Misalignment]] = []
-        for message, text in enumerate(texts):
-            pieces = bio_alignment.unique_piece_spans(spans_by_message[message])
-            alignment = bio_alignment.align_annotations(text, pieces, annotations[message], self.scheme)
-            tag_by_span.append(dict(zip(pieces, alignment.tags)))
-            misaligned.extend((text, problem) for problem in alignment.misaligned)
-        if misaligned:
-            self._warn_misaligned(misaligned)
-        return [
-            [
-                bio_alignment.IGNORE_INDEX if span is None else tag_by_span[window.message][span]
-                for span in window.spans
-            ]
-            for window in windows
-        ]
-
-    def _warn_misaligned(self, misaligned: List[Tuple[Text, bio_alignment.Misalignment]]) -> None:
-        lines = []
-        for text, (annotation, reason) in misaligned[:MISALIGNED_EXAMPLES_SHOWN]:
-            value = annotation.get("value", text[annotation["start"] : annotation["end"]])
-            lines.append(f"  - '{value}' ({annotation['entity']}) in '{text}': {reason}")
-        if len(misaligned) > MISALIGNED_EXAMPLES_SHOWN:
-            lines.append(f"  ... and {len(misaligned) - MISALIGNED_EXAMPLES_SHOWN} more")
-        rasa.shared.utils.io.raise_warning(
-            f"{type(self).__name__} left {len(misaligned)} entity annotation(s) out of "
-            f"training because they do not start and end on word-piece boundaries of the "
-            f"backbone's tokenizer (or overlap another annotation):\n" + "\n".join(lines) + "\n"
-            "Move the annotation to cover whole word pieces, e.g. annotate "
-            "`[LP-123456](order_number)` rather than part of it."
-        )
+        self._log_transitions = entity_windows.log_transitions_of(counts, self.scheme)
 
     def _new_model(self, encoder: Any) -> Any:
         from lepton_components.extractors.token_tagger import TokenTagger
 
         return TokenTagger(encoder, self.scheme.num_tags, self.component_config["head_dropout"])
 
-    def _windows(self, texts: List[Text], max_windows: Optional[int] = None) -> List[_Window]:
-        """Overlapping windows of at most ``max_length`` pieces (the tokenizer's overflow).
-
-        With `max_windows`, only the first that many windows of each message.
-        """
-        encoding = self.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.settings.max_length,
-            stride=self.component_config["window_overlap"],
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
+    def _windows(self, texts: List[Text], max_windows: Optional[int] = None) -> List[Window]:
+        """Overlapping windows of at most ``max_length`` pieces; with `max_windows`, only the first ones."""
+        return entity_windows.split_windows(
+            self.tokenizer, texts, self.settings.max_length, self.component_config["window_overlap"], max_windows
         )
-        windows: List[_Window] = []
-        per_message: Dict[int, int] = {}
-        for message, input_ids, offsets, special in zip(
-            encoding["overflow_to_sample_mapping"],
-            encoding["input_ids"],
-            encoding["offset_mapping"],
-            encoding["special_tokens_mask"],
-        ):
-            per_message[message] = per_message.get(message, 0) + 1
-            if max_windows is not None and per_message[message] > max_windows:
-                continue
-            spans = [
-                None if is_special or start >= end else (start, end)
-                for (start, end), is_special in zip(offsets, special)
-            ]
-            windows.append(_Window(message, input_ids, spans))
-        return windows
 
     # --------------------------------------------------------------- inference
 
@@ -274,31 +216,13 @@ class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
         probabilities = predict_tag_probabilities(
             self.model, [window.input_ids for window in windows], self.tokenizer.pad_token_id, self._device
         )
-        pieces_by_message: Dict[int, List[List[bio_alignment.PiecePrediction]]] = {}
-        for window, window_probabilities in zip(windows, probabilities):
-            real = [position for position, span in enumerate(window.spans) if span is not None]
-            piece_probabilities = window_probabilities[real]
-            tag_ids = tag_decoding.viterbi(piece_probabilities, self._log_transitions)
-            pieces_by_message.setdefault(window.message, []).append(
-                [
-                    bio_alignment.PiecePrediction(
-                        window.spans[position][0], window.spans[position][1], tag_id, float(row[tag_id])
-                    )
-                    for position, tag_id, row in zip(real, tag_ids, piece_probabilities)
-                ]
+        found = entity_windows.decode_entities(
+            texts, windows, probabilities, self._log_transitions, self.scheme, self.component_config["confidence_threshold"]
+        )
+        for message, entities in zip(with_text, found):
+            entity_windows.append_entities(
+                message, self.add_extractor_name(entities), self.component_config["overlapping_entities"]
             )
-        threshold = self.component_config["confidence_threshold"]
-        for index, message in enumerate(with_text):
-            pieces = bio_alignment.merge_windows(pieces_by_message[index])
-            entities = [
-                entity
-                for entity in bio_alignment.decode_entities(texts[index], pieces, self.scheme)
-                if entity["confidence_entity"] >= threshold
-            ]
-            existing = message.get(ENTITIES, [])
-            if self.component_config["overlapping_entities"] == "skip":
-                entities = bio_alignment.drop_overlapping(entities, existing)
-            message.set(ENTITIES, existing + self.add_extractor_name(entities), add_to_output=True)
         return messages
 
     def _warm_up(self) -> None:

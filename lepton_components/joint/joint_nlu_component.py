@@ -1,0 +1,370 @@
+"""Intents, entities and knowledge-base candidates from one fine-tuned encoder pass per message."""
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Text
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from lepton_components import backbone, config_validation
+from lepton_components.classifiers.bert_intent_classifier import (
+    check_intent_config,
+    check_intent_labels,
+    intent_default_config,
+    write_intents,
+    write_no_intent,
+)
+from lepton_components.encoder_component import WARM_UP_TEXT, EncoderComponent
+from lepton_components.encoder_config import EncoderConfig
+from lepton_components.encoder_persistence import ADAPTER_FILE, ENCODER_FILE
+from lepton_components.extractors import entity_windows, tag_decoding
+from lepton_components.extractors.bert_entity_extractor import (
+    check_entity_config,
+    check_finetuning_labels,
+    entity_default_config,
+    warn_no_entity_annotations,
+)
+from lepton_components.extractors.bio_alignment import TagScheme
+from lepton_components.extractors.entity_windows import Window
+from lepton_components.retrieval.knowledge_search import (
+    ANSWER_CANDIDATES,
+    KnowledgeBaseInvalid,
+    KnowledgeSearch,
+    SearchState,
+    check_search_config,
+    file_sha256,
+    search_default_config,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR],
+    is_trainable=True,
+)
+class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin):
+    """BertIntentClassifier, BertEntityExtractor and FaqRetriever in one encoder pass per message.
+
+    One LoRA adapter (or `training_mode`) and two heads, trained together. Per message it
+    reads the `text` with the encoder's own tokenizer, splits it into windows as the
+    extractor does, runs them through the encoder once, and writes what the three
+    separate components write, in the same shape:
+
+    * `intent` and `intent_ranking`, from the mean-pooled vector of the first window;
+    * entities appended to `entities` (Viterbi decoding over all windows, windows merged,
+      `overlapping_entities`, `extractor: JointNluComponent`);
+    * with `knowledge_base` set, `answer_candidates` from a FAISS index of the knowledge
+      base's questions embedded by this same fine-tuned encoder; the query vector is the
+      unit-length pooled vector the intent head reads. `reload()` re-embeds an edited
+      file without retraining (the admin routes and the operator console call it).
+
+    Data without entity annotations trains no tag head (a warning says so) and the
+    component then extracts no entities; fewer than two intents stop training.
+    """
+
+    needs_fast_tokenizer = True
+
+    @classmethod
+    def extra_default_config(cls) -> Dict[Text, Any]:
+        return {
+            **intent_default_config(),
+            **entity_default_config(),
+            # The knowledge base file (data/faq.yml in the demo), relative to where `rasa`
+            # runs; null searches no knowledge base and writes no `answer_candidates`.
+            "knowledge_base": None,
+            **search_default_config(),
+            # Weight of the cosine distance between the adapted and the frozen backbone's
+            # sentence vector in the training loss; it keeps the sentence space the
+            # knowledge-base search relies on. 0 trains on intents and tags alone.
+            "sentence_vector_weight": 0.5,
+        }
+
+    @classmethod
+    def validate_extra_config(cls, config: Dict[Text, Any], settings: EncoderConfig) -> None:
+        name = cls.__name__
+        check_intent_config(name, config)
+        check_entity_config(name, config, settings.max_length)
+        if config["knowledge_base"] is not None:
+            config_validation.check_text(name, "knowledge_base", config["knowledge_base"], "data/faq.yml")
+        check_search_config(name, config)
+        config_validation.check_number(
+            name, "sentence_vector_weight", config["sentence_vector_weight"], 0, 10, example=0.5
+        )
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
+        """Retrains when the backbone changes; a knowledge-base edit retrains nothing.
+
+        The index is rebuilt at load (`rebuild_if_changed`) or by `reload()`, which costs
+        one pass over the questions instead of fine-tuning the encoder again. Only with
+        `rebuild_if_changed: false`, where the archive's index is all the bot serves, does
+        an edited file retrain.
+        """
+        fingerprint = super().fingerprint_addon(config)
+        knowledge_base = config.get("knowledge_base")
+        if fingerprint is None or not knowledge_base or config.get("rebuild_if_changed", True):
+            return fingerprint
+        return f"{fingerprint}:{file_sha256(Path(str(knowledge_base))) or 'missing'}"
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> None:
+        super().__init__(config, model_storage, resource, execution_context)
+        self.labels: List[Text] = []
+        self.scheme: Optional[TagScheme] = None
+        # Tag bigram counts of the training data, for Viterbi decoding (tag_decoding).
+        self.transition_counts: Optional[List[List[int]]] = None
+        self._log_transitions: Optional[np.ndarray] = None
+        # How the trained model pools sentences; a loaded model keeps what it was trained with.
+        self._normalize_embeddings = bool(config["normalize_embeddings"])
+        self._search: Optional[KnowledgeSearch] = (
+            KnowledgeSearch(type(self).__name__, config, self.encode) if config["knowledge_base"] is not None else None
+        )
+
+    @property
+    def state(self) -> Optional[SearchState]:
+        """The live knowledge-base answers and index (None without `knowledge_base` or before training)."""
+        return self._search.state if self._search is not None else None
+
+    # ------------------------------------------------------------------ training
+
+    @staticmethod
+    def _training_examples(training_data: TrainingData) -> List[Message]:
+        """NLU examples, plus texts annotated with entities but no intent (tags only).
+
+        Rasa files a text without an intent under story messages, so `nlu_examples`
+        leaves entity-only examples out.
+        """
+        entity_only = [
+            example
+            for example in training_data.training_examples
+            if example.get(TEXT) and example.get(ENTITIES) and not example.get(INTENT)
+        ]
+        return training_data.nlu_examples + entity_only
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fine-tunes the encoder and both heads on every example, indexes the knowledge base, persists."""
+        from lepton_components.joint import joint_training
+        from lepton_components.training_data_checks import warn_shared_questions, warn_small_intents
+
+        name = type(self).__name__
+        examples = [
+            example
+            for example in self.filter_trainable_entities(self._training_examples(training_data))
+            if (example.get(TEXT) or "").strip()
+        ]
+        intents = [example.get(INTENT) for example in examples]
+        check_intent_labels(name, sorted({intent for intent in intents if intent}))
+        warn_small_intents(intent for intent in intents if intent)
+        annotations = [example.get(ENTITIES) or [] for example in examples]
+        if self.model is None:
+            self.labels = sorted({intent for intent in intents if intent})
+            if any(annotations):
+                self.scheme = TagScheme.from_annotations(a for message in annotations for a in message)
+            else:
+                warn_no_entity_annotations(name, "it trains no entity tagger and will extract no entities")
+            self._build_model(for_training=True)
+        else:
+            # `rasa train --finetune`: Rasa's FinetuningValidator has already refused new
+            # intents and scaled `epochs` by --epoch-fraction (default_recipe.py ~L465).
+            check_finetuning_labels(name, self.scheme, annotations)
+        texts = [example.get(TEXT) for example in examples]
+        windows = self._windows(texts)
+        tags = None
+        if self.scheme is not None:
+            tags = entity_windows.window_tags(name, texts, annotations, windows, self.scheme)
+            self._set_transition_counts(tag_decoding.count_transitions(tags, self.scheme.num_tags))
+        label_index = {label: index for index, label in enumerate(self.labels)}
+        report = joint_training.fine_tune(
+            self.model,
+            joint_training.JointExamples(
+                token_ids=[window.input_ids for window in windows],
+                message_of_window=[window.message for window in windows],
+                intents=[label_index[intent] if intent else joint_training.NO_INTENT for intent in intents],
+                tags=tags,
+            ),
+            self.settings,
+            self.tokenizer.pad_token_id,
+            self._device,
+            self.settings.epochs,
+            head_warmup_epochs=self.component_config["head_warmup_epochs"],
+            sentence_vector_weight=float(self.component_config["sentence_vector_weight"]),
+        )
+        self.training_report = report.__dict__
+        logger.info(f"{name} trained: {self.training_report}")
+        if self._search is not None:
+            state = self._search.build()
+            warn_shared_questions(
+                [(example.get(TEXT), example.get(INTENT)) for example in examples if example.get(INTENT)],
+                [(question, answer.id) for answer in state.answers for question in answer.questions],
+                str(self.component_config["knowledge_base"]),
+            )
+        self._serve_trained_model()
+        return self._resource
+
+    def _set_transition_counts(self, counts: Optional[List[List[int]]]) -> None:
+        """Keeps the counts for persistence and their log-probabilities for decoding."""
+        self.transition_counts = counts
+        self._log_transitions = entity_windows.log_transitions_of(counts, self.scheme)
+
+    def _new_model(self, encoder: Any) -> Any:
+        from lepton_components.joint.joint_model import JointModel
+
+        return JointModel(
+            encoder,
+            len(self.labels),
+            self.scheme.num_tags if self.scheme is not None else 0,
+            self.component_config["head_dropout"],
+            normalize=self._normalize_embeddings,
+        )
+
+    def _windows(self, texts: List[Text], max_windows: Optional[int] = None) -> List[Window]:
+        return entity_windows.split_windows(
+            self.tokenizer, texts, self.settings.max_length, self.component_config["window_overlap"], max_windows
+        )
+
+    # --------------------------------------------------------------- inference
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Sets `intent`, `intent_ranking`, appends `entities`, sets `answer_candidates`: one pass."""
+        if self.model is None:
+            return messages
+        from lepton_components.joint.joint_model import predict
+
+        with_text = []
+        for message in messages:
+            if (message.get(TEXT) or "").strip():
+                with_text.append(message)
+            else:
+                write_no_intent(message)
+        if not with_text:
+            return messages
+        texts = [message.get(TEXT) for message in with_text]
+        windows = self._windows(texts, self.component_config["max_windows"])
+        predictions = predict(self.model, [window.input_ids for window in windows], self.tokenizer.pad_token_id, self._device)
+        first_window: Dict[int, int] = {}
+        for position, window in enumerate(windows):
+            first_window.setdefault(window.message, position)
+        rows = [first_window[index] for index in range(len(with_text))]
+        for message, row in zip(with_text, rows):
+            write_intents(
+                message, predictions.intent_probabilities[row], self.labels, self.component_config["ranking_length"]
+            )
+        if predictions.tag_probabilities is not None:
+            found = entity_windows.decode_entities(
+                texts,
+                windows,
+                predictions.tag_probabilities,
+                self._log_transitions,
+                self.scheme,
+                self.component_config["confidence_threshold"],
+            )
+            for message, entities in zip(with_text, found):
+                entity_windows.append_entities(
+                    message, self.add_extractor_name(entities), self.component_config["overlapping_entities"]
+                )
+        if self.state is not None:
+            for message, candidates in zip(with_text, self._search.candidates(predictions.sentence_vectors[rows])):
+                message.set(ANSWER_CANDIDATES, candidates, add_to_output=True)
+        return messages
+
+    def encode(self, texts: Sequence[Text]) -> np.ndarray:
+        """Unit-length sentence vectors of the fine-tuned encoder, from each text's first window.
+
+        The vectors the knowledge-base index holds: the same pooled vector `process`
+        searches with, so a question matches itself at a cosine of 1.
+        """
+        from lepton_components.joint.joint_model import sentence_vectors
+
+        token_ids = self.tokenizer(list(texts), truncation=True, max_length=self.settings.max_length)["input_ids"]
+        return sentence_vectors(self.model, token_ids, self.tokenizer.pad_token_id, self._device)
+
+    def _get_encoder(self) -> "JointNluComponent":
+        """The sentence encoder (`encode(texts)`), as FaqRetriever's, for the operator console."""
+        return self
+
+    def search(self, texts: List[Text]) -> List[List[Dict[Text, Any]]]:
+        """Best knowledge-base answers per text, as `answer_candidates` lists them."""
+        return self._search.candidates(self.encode(texts))
+
+    def reload(self) -> Dict[Text, Any]:
+        """Re-embeds the knowledge base file with this encoder and swaps the new index in.
+
+        The old index keeps serving until the swap and stays in place if the file is invalid
+        (KnowledgeBaseInvalid is raised). No retraining: the encoder stays as trained.
+        """
+        if self._search is None or self.model is None:
+            raise KnowledgeBaseInvalid(
+                f"{type(self).__name__} has no knowledge base to reload: it needs `knowledge_base: data/faq.yml` "
+                "(your file) in its config.yml entry and a model trained with it (`rasa train`)."
+            )
+        return self._search.reload()
+
+    def _warm_up(self) -> None:
+        self.process([Message(data={TEXT: WARM_UP_TEXT})])
+
+    # ------------------------------------------------------------- persistence
+
+    def _encoder_fingerprint(self, directory: Path) -> Text:
+        """The backbone's fingerprint plus the hash of what training changed in the encoder.
+
+        Stored with the index and checked at load: vectors of another adapter live in
+        another space, so the index would answer at random.
+        """
+        parts = [backbone.backbone_fingerprint(self._backbone_path)]
+        trained = {"lora": ADAPTER_FILE, "full": ENCODER_FILE}.get(self.settings.training_mode)
+        if trained is not None:
+            parts.append(hashlib.sha256((directory / trained).read_bytes()).hexdigest())
+        return "+".join(parts)
+
+    def persist(self) -> None:
+        """Weights and metadata (EncoderComponent), then the index as FAISS bytes and its answers as JSON."""
+        super().persist()
+        if self.state is not None:
+            with self._model_storage.write_to(self._resource) as directory:
+                self._search.write(directory, self._encoder_fingerprint(Path(directory)))
+
+    def _restore(self, directory: Path, for_training: bool) -> None:
+        super()._restore(directory, for_training)
+        if self._search is None:
+            return
+        self._search.read(
+            directory,
+            self._encoder_fingerprint(directory),
+            "The archive's adapter or the backbone changed since the index was built: retrain with "
+            "`rasa train --force`, or load the archive it came from.",
+        )
+        if not for_training:
+            self._search.rebuild_if_changed()
+
+    def _saved_metadata(self) -> Dict[Text, Any]:
+        return {
+            "labels": self.labels,
+            "normalize_embeddings": self.model.normalize,
+            "entity_labels": self.scheme.to_json() if self.scheme is not None else None,
+            "tags": self.scheme.tag_names if self.scheme is not None else None,
+            "tag_transitions": self.transition_counts,
+            "training_report": self.training_report,
+        }
+
+    def _apply_saved_metadata(self, metadata: Dict[Text, Any]) -> None:
+        self.labels = metadata["labels"]
+        self._normalize_embeddings = bool(metadata["normalize_embeddings"])
+        if metadata["entity_labels"] is not None:
+            self.scheme = TagScheme.from_json(metadata["entity_labels"])
+            self._set_transition_counts(metadata["tag_transitions"])
