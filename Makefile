@@ -20,6 +20,8 @@ export RASA_TELEMETRY_ENABLED := false
 #   messages (`Authorization: Bearer ...`, bot/credentials.yml);
 # - LEPTON_WEB_CHAT_SECRET: signs the web chat's sessions (bot/credentials.yml); every
 #   replica needs the same one;
+# - LEPTON_OPERATOR_PASSWORD: the operator console's first `admin` account (log in at
+#   http://localhost:5005/webhooks/operators/ as `admin`; bot/credentials.yml);
 # - LEPTON_API_TOKEN: Rasa's HTTP API; only `make serve` enables the API, and the server
 #   refuses to start it without a token (docs/hardening.md).
 secret = $(shell test -s $(1) || (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $(1)); chmod 600 $(1); cat $(1))
@@ -27,9 +29,10 @@ LEPTON_ADMIN_TOKEN ?= $(call secret,.lepton-admin-token)
 LEPTON_REST_TOKEN ?= $(call secret,.lepton-rest-token)
 LEPTON_WEB_CHAT_SECRET ?= $(call secret,.lepton-web-chat-secret)
 LEPTON_API_TOKEN ?= $(call secret,.lepton-api-token)
-export LEPTON_ADMIN_TOKEN LEPTON_REST_TOKEN LEPTON_WEB_CHAT_SECRET
+LEPTON_OPERATOR_PASSWORD ?= $(call secret,.lepton-operator-password)
+export LEPTON_ADMIN_TOKEN LEPTON_REST_TOKEN LEPTON_WEB_CHAT_SECRET LEPTON_OPERATOR_PASSWORD
 
-.PHONY: bench bench-quick browser faq-reload faq-eval run serve train install test test-fast validate rasa-test screenshot shell-nlu constraints clean
+.PHONY: bench bench-quick browser eval faq-reload faq-eval run serve train install test test-fast validate rasa-test screenshot shell-nlu constraints clean
 
 ## run: install, train when data or config changed, then chat in `rasa shell`
 # The shell talks to its own server through Rasa's open REST channel: loopback only.
@@ -56,6 +59,10 @@ faq-reload:
 ## faq-eval: retrieval recall@k/MRR on held-out paraphrases and the threshold sweep plot
 faq-eval: install
 	$(BIN)/python -m benchmarks.faq_eval --plot docs/faq_threshold_sweep.png
+
+## eval: what the customer sees: held-out turns through the trained bot (Rasa `Agent`), right/deferred/wrong per category
+eval: train
+	$(BIN)/python -m benchmarks.customer_eval --model models --threads 1 --out docs/customer_eval.json
 
 ## bench-quick: BANKING77 10-shot, LoRA vs Rasa DIET (20 epochs), a few minutes
 bench-quick: install
@@ -98,9 +105,9 @@ browser:
 	    exit 1; }; \
 	fi
 
-## screenshot: the web chat screenshot in README.md, taken by the browser test against `rasa run`
+## screenshot: the web chat and operator console screenshots in README.md, taken by the browser tests against `rasa run`
 screenshot: install browser
-	LEPTON_SCREENSHOT_DIR=docs $(BIN)/python -m pytest tests/integration/test_web_chat_e2e.py
+	LEPTON_SCREENSHOT_DIR=docs $(BIN)/python -m pytest tests/integration/test_web_chat_e2e.py tests/integration/test_operator_journeys.py
 
 ## rasa-test: `rasa test` on the test stories and NLU data; reports in results/
 rasa-test: train

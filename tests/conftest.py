@@ -15,6 +15,8 @@ import tests.rest_client  # noqa: E402,F401
 
 # Servers started by tests (bot/credentials.yml) sign web chat sessions with this.
 os.environ.setdefault("LEPTON_WEB_CHAT_SECRET", "test-web-chat-secret-0123456789abcdef")
+# ... and create the operator console's first `admin` account with this password.
+os.environ.setdefault("LEPTON_OPERATOR_PASSWORD", "test-operator-password-0123")
 
 TINY_VOCABULARY = (
     "hello hi hey good morning evening bye goodbye see you later thanks thank "

@@ -7,7 +7,7 @@ Label values are always drawn from bounded sets (route templates, graph node nam
 domain intents, fixed outcome names) so no customer input can grow the series count.
 """
 
-from typing import Optional
+from typing import Any, Optional, Text
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.gc_collector import GCCollector
@@ -20,6 +20,9 @@ from lepton_components.monitoring.turns import TurnSummary
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # One graph node: from microseconds (converters) to a second (a cold BERT forward pass).
 COMPONENT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Where `install.install_monitoring` keeps an app's metrics (`app.ctx.<name>`).
+APP_KEY = "lepton_metrics"
+FEEDBACK_RATINGS = ("up", "down")
 
 class LeptonMetrics:
     """All of Lepton's metric families, registered in `self.registry`."""
@@ -62,6 +65,17 @@ class LeptonMetrics:
             "lepton_handoffs", "Turns that ran the handoff action, by whether the customer asked (intent) or the "
             "bot gave up (bot).", ["trigger"], registry=self.registry,
         )
+        self.feedback = Counter(
+            "lepton_feedback", "Customers' ratings of bot answers in the web chat (thumbs up or down).", ["rating"],
+            registry=self.registry,
+        )
+        for rating in FEEDBACK_RATINGS:  # both series exist from the start, so a rate() sees the first vote
+            self.feedback.labels(rating)
+
+    def count_feedback(self, rating: Text) -> None:
+        if rating not in FEEDBACK_RATINGS:
+            raise ValueError(f"rating must be one of {FEEDBACK_RATINGS}, got {rating!r}")
+        self.feedback.labels(rating).inc()
 
     def observe_turn(self, turn: TurnSummary) -> None:
         """Count what one processed message led to."""
@@ -76,3 +90,8 @@ class LeptonMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+def metrics_of(app: Any) -> Optional[LeptonMetrics]:
+    """The metrics installed on a Sanic app, or None when monitoring is not installed on it."""
+    return getattr(getattr(app, "ctx", None), APP_KEY, None)

@@ -38,7 +38,10 @@ def _rasa(
     log = (folder / "rasa.log").open("w")
     rasa = Path(sys.executable).parent / "rasa"
     return subprocess.Popen(
-        [str(rasa), "run", "--credentials", str(credentials), "--interface", "127.0.0.1", *arguments],
+        # bot/endpoints.yml as `make serve` uses it: SQLite in `folder`, which the operator
+        # console of bot/credentials.yml needs.
+        [str(rasa), "run", "--credentials", str(credentials), "--endpoints", str(REPO / "bot" / "endpoints.yml"),
+         "--interface", "127.0.0.1", *arguments],
         cwd=folder, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "LEPTON_ADMIN_TOKEN": ADMIN_TOKEN, **environment},
     )

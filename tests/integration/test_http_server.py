@@ -1,11 +1,5 @@
 """The demo bot behind `rasa run`, talked to over HTTP like a website backend would."""
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator, Text
@@ -14,15 +8,10 @@ import pytest
 import requests
 
 from tests.integration.conftest import REPO, approved_answer
+from tests.integration.rasa_server import rasa_run, server_folder
 from tests.rest_client import REST_AUTH
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -31,44 +20,13 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 @pytest.fixture(scope="module")
 def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The server's working directory, with its own copy of data/faq.yml to edit live."""
-    folder = tmp_path_factory.mktemp("server")
-    (folder / "data").mkdir()
-    shutil.copy(REPO / "data" / "faq.yml", folder / "data" / "faq.yml")
-    return folder
+    return server_folder(tmp_path_factory, "server")
 
 
 @pytest.fixture(scope="module")
 def server_url(demo_model_path: Path, server_dir: Path) -> Iterator[Text]:
-    port = _free_port()
-    log = server_dir / "rasa.log"
-    rasa = Path(sys.executable).parent / "rasa"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(rasa), "run", "--model", str(demo_model_path), "--credentials", str(REPO / "bot" / "credentials.yml"),
-             "--port", str(port), "--interface", "127.0.0.1"],
-            cwd=server_dir,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "LEPTON_ADMIN_TOKEN": ADMIN_TOKEN},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 240
-            while time.time() < deadline:
-                assert process.poll() is None, log.read_text()[-3000:]
-                try:
-                    # /webhooks/rest/ answers only once the model is loaded and channels are up.
-                    if requests.get(f"{url}/webhooks/rest/", timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                time.sleep(1)
-            else:
-                pytest.fail("rasa run did not come up:\n" + log.read_text()[-3000:])
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with rasa_run(demo_model_path, server_dir, REPO / "bot" / "credentials.yml", {"LEPTON_ADMIN_TOKEN": ADMIN_TOKEN}) as url:
+        yield url
 
 
 def _say(url: Text, sender: Text, text: Text) -> list:

@@ -15,8 +15,9 @@ Routes (under `/webhooks/web_chat/`): `GET /` health, `GET /widget.js`, `GET /wi
 `GET /demo` (a page with the widget open), `POST /sessions` (a new session, signed by the
 server), and with `Authorization: Bearer <session token>`: `POST /sessions/refresh` (a
 fresh token for the same conversation), `DELETE /sessions` (end the session),
-`GET /history`, `POST /messages` and `GET /events` (server-sent events for messages
-pushed outside a request).
+`GET /history`, `POST /messages`, `GET /events` (server-sent events for messages
+pushed outside a request) and `POST /feedback` (thumbs up/down on an answer,
+`feedback.py`).
 Plain REST plus server-sent events rather than socket.io: every request is independent,
 so any replica serves any session, and retries are safe (`turns.py`). Every route that
 does work is rate limited (`rate_limits.py`).
@@ -41,6 +42,7 @@ from sanic.response import HTTPResponse
 from lepton_components.channels.message_text import text_problem
 from lepton_components.strict_json import InvalidJson, decode_json
 from lepton_components.channels.web_chat.client_address import ClientAddresses
+from lepton_components.channels.web_chat.feedback import BadFeedback, read_feedback, store_feedback
 from lepton_components.channels.web_chat.output import CHANNEL_NAME, WebChatPushOutput
 from lepton_components.channels.web_chat.push import EXPIRED, REVOKED, PushRegistry, Stream, StreamClosed
 from lepton_components.channels.rate_limits import Limited, RateLimiter
@@ -62,6 +64,7 @@ from lepton_components.channels.web_chat.sessions import (
 from lepton_components.channels.web_chat.settings import CREDENTIALS_KEY, WebChatSettings
 from lepton_components.channels.web_chat.transcript import transcript
 from lepton_components.channels.web_chat.turns import NoModelLoaded, WidgetMessage, run_turn
+from lepton_components.monitoring.metrics import metrics_of
 from lepton_components.server.extensions import install_server_extensions
 from lepton_components.server.failures import agent_ready, error_response, failure_response, no_model_response
 
@@ -391,6 +394,7 @@ class WebChatInput(InputChannel):
         @web_chat.route("/history", methods=["OPTIONS"], name="history_preflight")
         @web_chat.route("/messages", methods=["OPTIONS"], name="messages_preflight")
         @web_chat.route("/events", methods=["OPTIONS"], name="events_preflight")
+        @web_chat.route("/feedback", methods=["OPTIONS"], name="feedback_preflight")
         async def preflight(request: Request) -> HTTPResponse:
             if not channel._origin_allowed(request):
                 return channel._refused_origin(request)
@@ -484,7 +488,59 @@ class WebChatInput(InputChannel):
             await channel._stream_events(request, session, store)
             return None
 
+        @web_chat.route("/feedback", methods=["POST"])
+        async def feedback(request: Request) -> HTTPResponse:
+            if not channel._origin_allowed(request):
+                return channel._refused_origin(request)
+            session, refusal = channel._session_within_limit(request, REQUESTS_PER_SESSION)
+            if refusal:
+                return refusal
+            try:
+                rating = read_feedback(request.body)
+            except BadFeedback as bad:
+                return channel._with_cors(request, _error(bad.status, str(bad)))
+            return await channel._store_feedback(request, session, rating)
+
         return web_chat
+
+    async def _store_feedback(self, request: Request, session: Session, rating: Any) -> HTTPResponse:
+        agent = getattr(request.app.ctx, "agent", None)
+        store, locks = _tracker_store(request), getattr(agent, "lock_store", None)
+        if store is None or locks is None:
+            return self._with_cors(request, no_model_response())
+        try:
+            # Shielded: a client that leaves must not cancel a write under the lock.
+            found, at = await asyncio.shield(store_feedback(store, locks, session.sender_id, rating))
+        except SessionRefused as refused:
+            return self._unauthorised(request, refused)
+        except Exception as error:
+            return self._with_cors(request, failure_response(error, "a web chat rating"))
+        if not found:
+            return self._with_cors(
+                request,
+                error_response(
+                    404,
+                    "not_found",
+                    f"This conversation has no bot answer to the message {rating.message!r}: rate an answer "
+                    "by the `id` of the message it replied to.",
+                ),
+            )
+        metrics = metrics_of(request.app)
+        if metrics is not None:
+            metrics.count_feedback(rating.rating)
+        await _record_on_turn_log(request, session.sender_id, rating.message, rating.rating, at)
+        return self._with_cors(request, response.json({"message": rating.message, "rating": rating.rating}))
+
+
+async def _record_on_turn_log(request: Request, sender_id: Text, message_id: Text, rating: Text, at: float) -> None:
+    """Copies the rating to the operator console's turn log, if the console is installed."""
+    from lepton_components.operators.analytics.feedback import record_feedback
+
+    try:
+        await record_feedback(request.app, sender_id, message_id, rating, at)
+    except Exception:
+        # The rating is in the conversation already; only the console's copy is missing.
+        logger.exception("web_chat: a rating was stored but could not be copied to the operator console's turn log.")
 
 
 # The error codes of `lepton_components.server.failures`, by status.

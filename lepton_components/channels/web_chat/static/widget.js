@@ -11,6 +11,9 @@
  * nodes built here (never innerHTML), and links and images accept only http(s) and
  * mailto addresses, so no message can inject markup or script.
  *
+ * Feedback: under each answer to a message sent from this page, thumbs up/down buttons
+ * (data-testid chat-feedback-up / chat-feedback-down) rate it once (POST feedback).
+ *
  * Sessions: the server issues a signed token (POST sessions) that expires; the widget
  * renews it (POST sessions/refresh) while the page is open, before it expires, and the
  * conversation stays the same. A token the server refuses (expired, ended) is replaced
@@ -279,6 +282,65 @@
     return bubble;
   }
 
+  // A thumb drawn as SVG (Material Design's "thumb_up", Apache-2.0), so it shows without
+  // an emoji font; the "down" one is the same path turned over by the stylesheet.
+  const THUMB =
+    "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 " +
+    "7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+
+  function thumbIcon() {
+    const svgNs = "http://www.w3.org/2000/svg";
+    const icon = document.createElementNS(svgNs, "svg");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("aria-hidden", "true");
+    icon.setAttribute("focusable", "false");
+    const path = document.createElementNS(svgNs, "path");
+    path.setAttribute("d", THUMB);
+    icon.appendChild(path);
+    return icon;
+  }
+
+  // Thumbs up/down under an answer, rating it by the id of the message it replied to
+  // (POST feedback). One vote per answer: both buttons are disabled once it is sent.
+  function renderFeedback(bubble, messageId) {
+    const group = element("div", "feedback");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Was this answer helpful?");
+    group.dataset.testid = "chat-feedback";
+    const thanks = element("span", "feedback-status");
+    thanks.setAttribute("role", "status");
+    const buttons = [
+      ["up", "This answer helped"],
+      ["down", "This answer did not help"],
+    ].map(([rating, label]) => {
+      const button = element("button", "feedback-button " + rating);
+      button.appendChild(thumbIcon());
+      button.type = "button";
+      button.setAttribute("aria-label", label);
+      button.setAttribute("aria-pressed", "false");
+      button.dataset.testid = "chat-feedback-" + rating;
+      button.addEventListener("click", () => vote(rating, button));
+      return button;
+    });
+    async function vote(rating, chosen) {
+      buttons.forEach((button) => {
+        button.disabled = true;
+      });
+      chosen.setAttribute("aria-pressed", "true");
+      chosen.classList.add("chosen");
+      let reply = null;
+      try {
+        reply = await requestUntilAnswered("POST", "feedback", { message: messageId, rating }, true);
+      } catch (error) {
+        /* no session could be had: reported below */
+      }
+      thanks.textContent = reply && reply.status === 200 ? "Thanks for your feedback" : "Your rating could not be saved";
+      group.classList.toggle("failed", !(reply && reply.status === 200));
+    }
+    group.append(...buttons, thanks);
+    bubble.after(group);
+  }
+
   function renderNotice(text) {
     log.appendChild(element("div", "notice", text));
     scrollToEnd();
@@ -453,7 +515,9 @@
         noticeIfNewConversation();
         if (reply.status === 200) {
           const messages = reply.data.messages || [];
-          messages.forEach((message, index) => renderMessage(message, index === messages.length - 1));
+          const bubbles = messages.map((message, index) => renderMessage(message, index === messages.length - 1));
+          const shown = bubbles.filter((answer) => answer.isConnected);
+          if (shown.length) renderFeedback(shown[shown.length - 1], body.id);
         } else {
           bubble.classList.add("failed");
           renderNotice(reply.data.message || reply.data.error || "The message could not be sent.");
