@@ -15,6 +15,7 @@ in its tracker store's database and that every part's turn hooks wrap its proces
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 import sqlalchemy as sa
@@ -84,7 +85,7 @@ class OperatorConsole:
         if id(engine) not in self._ready_engines:
             async with self._ready_lock:
                 if id(engine) not in self._ready_engines:
-                    await in_thread(create_tables, engine)
+                    await in_thread(_create_tables_once, engine)
                     state = OperatorState(agent, engine)
                     for part in self.parts:
                         await part.on_ready(state)
@@ -108,6 +109,24 @@ class OperatorConsole:
             logger.error(f"The server stops: {error}")
             app.stop()
             raise
+        except Exception as error:
+            # The database is not reachable yet: the channels answer 503 meanwhile, and the
+            # console sets itself up on the first request that finds the database back.
+            logger.warning(f"Operator console: its database is not reachable yet ({error!r}); retrying per request.")
+
+
+def _create_tables_once(engine: sa.engine.Engine) -> None:
+    """`create_tables`, tolerating a replica that created the same tables a moment earlier.
+
+    `CREATE TABLE` after a `checkfirst` look is not atomic: two replicas starting
+    together on PostgreSQL can both decide to create, and one then fails; its second
+    look finds the tables.
+    """
+    try:
+        create_tables(engine)
+    except sa.exc.SQLAlchemyError:
+        time.sleep(0.5)
+        create_tables(engine)
 
 
 def console_of(app: Sanic) -> OperatorConsole:
@@ -146,6 +165,11 @@ class OperatorConsoleInput(InputChannel):
                     await console.state()
                 except ConsoleNotReady:
                     pass
+                except Exception as error:
+                    # A database outage: the request goes on to its route, which answers
+                    # 503 for it (lepton_components/server/outages.py); hooks already
+                    # installed on the processor stay in place.
+                    logger.warning(f"Operator console: database unavailable ({type(error).__name__}).")
 
             app.register_middleware(attach_console, "request")
 

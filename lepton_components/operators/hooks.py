@@ -18,11 +18,13 @@ import logging
 from contextvars import ContextVar
 from typing import Any, Callable, List, Optional, Protocol, Sequence
 
+import sqlalchemy as sa
 from rasa.core.channels.channel import UserMessage
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from lepton_components.monitoring.processor_hooks import turn_events
+from lepton_components.stores.strict_tracker_store import TrackerStoreUnavailable, _describe
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,18 @@ def _wrap_handle_message(processor: Any, original: Callable) -> Callable:
         token = _current_message.set(message)
         try:
             for hook in hooks:
-                if await hook.before_turn(processor, message):
+                try:
+                    taken = await hook.before_turn(processor, message)
+                except sa.exc.SQLAlchemyError as error:
+                    # The console's tables live in the tracker store's database, so this
+                    # is that database's outage (HTTP 503 naming `tracker_store`).
+                    from lepton_components.operators.database import sql_engine_of
+
+                    database = _describe(sql_engine_of(processor.tracker_store).url)
+                    raise TrackerStoreUnavailable(
+                        f"The conversation database {database} cannot be used ({type(error).__name__}: {error})."
+                    ) from error
+                if taken:
                     return []
             return await original(message)
         finally:
