@@ -12,7 +12,7 @@ import json
 import logging
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.storage.resource import Resource
@@ -30,6 +30,33 @@ WARM_UP_TEXT = "where is my order"
 
 class DamagedModelArchive(RasaException):
     """A component's part of the model archive exists but cannot be read."""
+
+
+def restore_stored_part(
+    model_storage: ModelStorage, resource: Resource, component: Text, restore: Callable[[Path], None]
+) -> bool:
+    """Runs `restore` on the component's stored folder; False if nothing was stored.
+
+    A missing resource is Rasa's way of saying training persisted nothing; anything
+    unreadable inside an existing one raises `DamagedModelArchive` with the fix (Rasa's
+    own errors, e.g. a fingerprint mismatch naming its fix, pass through).
+    """
+    with ExitStack() as stack:
+        try:
+            directory = stack.enter_context(model_storage.read_from(resource))
+        except ValueError:  # Rasa's "resource does not exist"
+            return False
+        try:
+            restore(Path(directory))
+        except RasaException:
+            raise
+        except Exception as error:
+            raise DamagedModelArchive(
+                f"{component} cannot read its part of the model archive ({type(error).__name__}: {error}). "
+                "The archive is damaged or was not made by this version of Lepton: train a new one with "
+                "`rasa train --force`, or load the archive it came from."
+            ) from error
+    return True
 
 
 class EncoderComponent(GraphComponent):
@@ -181,22 +208,14 @@ class EncoderComponent(GraphComponent):
         intents.
         """
         component = cls(config, model_storage, resource, execution_context)
-        with ExitStack() as stack:
-            try:
-                directory = stack.enter_context(model_storage.read_from(resource))
-            except ValueError:  # Rasa's "resource does not exist": nothing was persisted
-                logger.info(f"{cls.__name__}: the model holds no trained part for it, so it does nothing.")
-                return component
-            try:
-                component._restore(Path(directory), for_training=execution_context.is_finetuning)
-            except RasaException:
-                raise
-            except Exception as error:
-                raise DamagedModelArchive(
-                    f"{cls.__name__} cannot read its part of the model archive ({type(error).__name__}: {error}). "
-                    "The archive is damaged or was not made by this version of Lepton: train a new one with "
-                    "`rasa train --force`, or load the archive it came from."
-                ) from error
+        restored = restore_stored_part(
+            model_storage,
+            resource,
+            cls.__name__,
+            lambda directory: component._restore(directory, for_training=execution_context.is_finetuning),
+        )
+        if not restored:
+            logger.info(f"{cls.__name__}: the model holds no trained part for it, so it does nothing.")
         return component
 
     def _restore(self, directory: Path, for_training: bool) -> None:

@@ -84,6 +84,17 @@ def write_no_intent(message: Message) -> None:
     message.set(INTENT_RANKING_KEY, [], add_to_output=True)
 
 
+def messages_to_classify(messages: List[Message]) -> List[Message]:
+    """The messages with text; each of the others gets an explicit "no intent" (`write_no_intent`)."""
+    with_text = []
+    for message in messages:
+        if (message.get(TEXT) or "").strip():
+            with_text.append(message)
+        else:
+            write_no_intent(message)
+    return with_text
+
+
 def write_intents(message: Message, probabilities: Sequence[float], labels: List[Text], ranking_length: int) -> None:
     """Sets `intent` (the best) and `intent_ranking` (best first, `ranking_length` long; 0: all)
     exactly as Rasa's own classifiers do, so FallbackClassifier and the policies work unchanged."""
@@ -186,12 +197,7 @@ class BertIntentClassifier(EncoderComponent, IntentClassifier):
             return messages
         from lepton_components.classifiers.sentence_classifier import predict_probabilities
 
-        with_text = []
-        for message in messages:
-            if (message.get(TEXT) or "").strip():
-                with_text.append(message)
-            else:
-                write_no_intent(message)
+        with_text = messages_to_classify(messages)
         if not with_text:
             return messages
         probabilities = predict_probabilities(

@@ -21,8 +21,8 @@ from lepton_components.classifiers.bert_intent_classifier import (
     check_intent_config,
     check_intent_labels,
     intent_default_config,
+    messages_to_classify,
     write_intents,
-    write_no_intent,
 )
 from lepton_components.encoder_component import WARM_UP_TEXT, EncoderComponent
 from lepton_components.encoder_config import EncoderConfig
@@ -246,12 +246,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             return messages
         from lepton_components.joint.joint_model import predict
 
-        with_text = []
-        for message in messages:
-            if (message.get(TEXT) or "").strip():
-                with_text.append(message)
-            else:
-                write_no_intent(message)
+        with_text = messages_to_classify(messages)
         if not with_text:
             return messages
         texts = [message.get(TEXT) for message in with_text]

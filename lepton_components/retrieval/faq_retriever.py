@@ -1,7 +1,6 @@
 """Finds approved answers for a message in the FAQ knowledge base with a FAISS index."""
 
 import logging
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Text
 
@@ -10,13 +9,12 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from lepton_components import backbone, config_validation
-from lepton_components.encoder_component import DamagedModelArchive
+from lepton_components.encoder_component import restore_stored_part
 from lepton_components.retrieval.knowledge_search import (  # noqa: F401 (re-exported: the admin routes catch it from here)
     ANSWER_CANDIDATES,
     KnowledgeBaseInvalid,
@@ -149,27 +147,20 @@ class FaqRetriever(GraphComponent):
         **kwargs: Any,
     ) -> "FaqRetriever":
         component = cls(config, model_storage, resource)
-        with ExitStack() as stack:
-            try:
-                directory = stack.enter_context(model_storage.read_from(resource))
-            except ValueError:  # Rasa's "resource does not exist": nothing was persisted
-                logger.debug(f"{cls.__name__} has no trained index in '{resource.name}'.")
-                return component
-            try:
-                component._search.read(
-                    Path(directory),
-                    backbone.backbone_fingerprint(component._model_path),
-                    f"The sentence encoder at '{component._model_path}' differs: point `model_name_or_path` "
-                    "at the original folder or retrain with `rasa train --force`.",
-                )
-            except RasaException:
-                raise
-            except Exception as error:
-                raise DamagedModelArchive(
-                    f"{cls.__name__} cannot read its part of the model archive ({type(error).__name__}: {error}). "
-                    "The archive is damaged or was not made by this version of Lepton: train a new one with "
-                    "`rasa train --force`, or load the archive it came from."
-                ) from error
+        restored = restore_stored_part(
+            model_storage,
+            resource,
+            cls.__name__,
+            lambda directory: component._search.read(
+                directory,
+                backbone.backbone_fingerprint(component._model_path),
+                f"The sentence encoder at '{component._model_path}' differs: point `model_name_or_path` "
+                "at the original folder or retrain with `rasa train --force`.",
+            ),
+        )
+        if not restored:
+            logger.debug(f"{cls.__name__} has no trained index in '{resource.name}'.")
+            return component
         component._get_encoder()  # load now so the first customer does not wait for it
         component._search.rebuild_if_changed()
         return component
