@@ -468,6 +468,24 @@ def summarise(results: Sequence[Dict[Text, Any]]) -> Dict[Text, Dict[Text, Any]]
     return summary
 
 
+def candidate_recall(results: Sequence[Dict[Text, Any]]) -> Dict[Text, Any]:
+    """Recall@1 and @3 of the parse's `answer_candidates` on every knowledge-base question,
+    whatever the bot replied: how often the NLU ranks the right approved answer first."""
+    ranks = []
+    for result in results:
+        if result["category"] != KNOWLEDGE_BASE:
+            continue
+        ids = [candidate[0] for candidate in result["turns"][0]["parse"]["candidates"]]
+        ranks.append(ids.index(result["expected_answer"]) + 1 if result["expected_answer"] in ids else None)
+    if not ranks:
+        return {}
+    return {
+        "questions": len(ranks),
+        "recall_at_1": round(sum(rank == 1 for rank in ranks) / len(ranks), 3),
+        "recall_at_3": round(sum(rank is not None and rank <= 3 for rank in ranks) / len(ranks), 3),
+    }
+
+
 def diagnose_knowledge_base(results: Sequence[Dict[Text, Any]]) -> Dict[Text, Any]:
     """Why knowledge-base questions miss: the retriever's view against the intent's, from parse data."""
     misses = [r for r in results if r["category"] == KNOWLEDGE_BASE and r["outcome"] != RIGHT]
@@ -616,10 +634,12 @@ def main() -> None:
     seconds = time.perf_counter() - started
     summary = summarise(results)
     diagnosis = diagnose_knowledge_base(results)
+    recall = candidate_recall(results)
 
     print(markdown_table(summary))
     print(f"\n{sum(len(c.turns) for c in cases)} turns in {len(cases)} conversations, {seconds:.0f} s.")
-    print("\nKnowledge-base misses:", json.dumps(diagnosis))
+    print("\nKnowledge-base candidates:", json.dumps(recall))
+    print("Knowledge-base misses:", json.dumps(diagnosis))
     print("\nWrong:\n" + (wrong_cases_text(results) or "none"))
     if args.out:
         report = {
@@ -630,6 +650,7 @@ def main() -> None:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
             "seconds": round(seconds, 1),
             "summary": summary,
+            "knowledge_base_candidates": recall,
             "knowledge_base_misses": diagnosis,
             "cases": results,
         }

@@ -20,6 +20,10 @@ from lepton_components.encoder_config import EncoderConfig
 logger = logging.getLogger(__name__)
 
 
+# Held-out examples enough to pick an epoch however many labels there are.
+MIN_HELD_OUT = 20
+
+
 def stratified_holdout(
     labels: Sequence[int], fraction: float, seed: int
 ) -> Tuple[List[int], List[int]]:
@@ -28,7 +32,9 @@ def stratified_holdout(
     Each label gives ``floor(count * fraction)`` examples to the held-out part, so labels
     with few examples keep all of them for training. Returns ``(train, held_out)``; the
     held-out part is empty when there are too few examples for a meaningful check
-    (fewer held-out examples than labels).
+    (fewer held-out examples than labels, or than MIN_HELD_OUT when there are more labels:
+    many small labels, such as knowledge-base answers with a few questions each, give
+    none but still leave the others a check).
     """
     rng = np.random.default_rng(seed)
     by_label: Dict[int, List[int]] = {}
@@ -41,7 +47,7 @@ def stratified_holdout(
         cut = int(len(indices) * fraction)
         held_out.extend(int(i) for i in indices[:cut])
         train.extend(int(i) for i in indices[cut:])
-    if len(held_out) < len(by_label):
+    if len(held_out) < min(len(by_label), MIN_HELD_OUT):
         return sorted(train + held_out), []
     return sorted(train), sorted(held_out)
 

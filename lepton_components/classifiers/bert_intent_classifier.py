@@ -153,7 +153,7 @@ class BertIntentClassifier(EncoderComponent, IntentClassifier):
         labels = sorted({example.get(INTENT) for example in examples})
         check_intent_labels(type(self).__name__, labels)
         warn_small_intents(example.get(INTENT) for example in examples)
-        epochs = self.settings.epochs
+        epochs = self.settings.epochs_for(len(examples))
         if self.model is None:
             self.labels = labels
             self._build_model(for_training=True)

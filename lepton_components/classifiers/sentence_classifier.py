@@ -117,10 +117,11 @@ def fine_tune(
     """
     started = time.perf_counter()
     model.to(device)
-    train_indices, held_out = stratified_holdout(labels, config.validation_fraction, config.random_seed)
+    validation_fraction = config.validation_fraction_for(len(labels))
+    train_indices, held_out = stratified_holdout(labels, validation_fraction, config.random_seed)
     if config.validation_fraction > 0 and not held_out:
         logger.info(
-            "Too few examples per intent to hold some out for early stopping; "
+            "Too few examples to hold some out for early stopping (see `min_held_out_examples`); "
             f"training for all {epochs} epochs."
         )
     label_tensor = torch.tensor(labels, dtype=torch.long, device=device)

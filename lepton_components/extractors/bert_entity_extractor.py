@@ -157,7 +157,7 @@ class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
         if not any(annotations):
             warn_no_entity_annotations(type(self).__name__, "it trains nothing and will extract no entities")
             return self._resource
-        epochs = self.settings.epochs
+        epochs = self.settings.epochs_for(len(examples))
         if self.model is None:
             self.scheme = TagScheme.from_annotations(a for message in annotations for a in message)
             self._build_model(for_training=True)

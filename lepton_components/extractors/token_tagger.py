@@ -125,12 +125,11 @@ def fine_tune(
     """
     started = time.perf_counter()
     model.to(device)
-    train_indices, held_out = message_holdout(
-        tags, message_of_window, config.validation_fraction, config.random_seed
-    )
+    validation_fraction = config.validation_fraction_for(max(message_of_window, default=-1) + 1)
+    train_indices, held_out = message_holdout(tags, message_of_window, validation_fraction, config.random_seed)
     if config.validation_fraction > 0 and not held_out:
         logger.info(
-            "Too few annotated messages to hold some out for early stopping; "
+            "Too few annotated messages to hold some out for early stopping (see `min_held_out_examples`); "
             f"training for all {epochs} epochs."
         )
     head_only = config.training_mode == "head_only"

@@ -3,7 +3,7 @@
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Text
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext
@@ -15,6 +15,7 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from rasa.shared.exceptions import InvalidConfigException
 
 from lepton_components import backbone, config_validation
 from lepton_components.classifiers.bert_intent_classifier import (
@@ -36,6 +37,7 @@ from lepton_components.extractors.bert_entity_extractor import (
 )
 from lepton_components.extractors.bio_alignment import TagScheme
 from lepton_components.extractors.entity_windows import Window
+from lepton_components.retrieval.knowledge_base import KnowledgeBaseError, load_knowledge_base
 from lepton_components.retrieval.knowledge_search import (
     ANSWER_CANDIDATES,
     KnowledgeBaseInvalid,
@@ -47,6 +49,11 @@ from lepton_components.retrieval.knowledge_search import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Between `knowledge_base_intent` and an answer id in a class name, as in Rasa's retrieval intents.
+RETRIEVAL_SEPARATOR = "/"
+# Answer classes below this probability leave the candidates to the cosine search.
+MIN_ANSWER_PROBABILITY = 0.05
 
 
 @DefaultV1Recipe.register(
@@ -83,6 +90,14 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             # The knowledge base file (data/faq.yml in the demo), relative to where `rasa`
             # runs; null searches no knowledge base and writes no `answer_candidates`.
             "knowledge_base": None,
+            # Each knowledge-base answer's questions train a class `faq/<answer id>` beside
+            # the intents, so intents and answers compete in one softmax: a question shaped
+            # like the knowledge base's is no longer forced into the nearest intent. The
+            # message's intent is then `faq` with the answers' summed probability, and each
+            # candidate's score the better of its cosine and its class probability;
+            # FaqAnswerPolicy answers (Rasa's retrieval intents work alike). null keeps the
+            # classifier to the NLU data's intents.
+            "knowledge_base_intent": "faq",
             **search_default_config(),
             # Weight of the cosine distance between the adapted and the frozen backbone's
             # sentence vector in the training loss; it keeps the sentence space the
@@ -98,6 +113,8 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         if config["knowledge_base"] is not None:
             config_validation.check_text(name, "knowledge_base", config["knowledge_base"], "data/faq.yml")
         check_search_config(name, config)
+        if config["knowledge_base_intent"] is not None:
+            config_validation.check_text(name, "knowledge_base_intent", config["knowledge_base_intent"], "faq")
         config_validation.check_number(
             name, "sentence_vector_weight", config["sentence_vector_weight"], 0, 10, example=0.5
         )
@@ -143,9 +160,9 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
 
     # ------------------------------------------------------------------ training
 
-    @staticmethod
-    def _training_examples(training_data: TrainingData) -> List[Message]:
-        """NLU examples, plus texts annotated with entities but no intent (tags only).
+    def _training_examples(self, training_data: TrainingData) -> List[Message]:
+        """NLU examples, texts annotated with entities but no intent (tags only), and the
+        knowledge base's questions as examples of `knowledge_base_intent`.
 
         Rasa files a text without an intent under story messages, so `nlu_examples`
         leaves entity-only examples out.
@@ -155,7 +172,34 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             for example in training_data.training_examples
             if example.get(TEXT) and example.get(ENTITIES) and not example.get(INTENT)
         ]
-        return training_data.nlu_examples + entity_only
+        return training_data.nlu_examples + entity_only + self._knowledge_base_examples(training_data)
+
+    def _is_answer_class(self, label: Text) -> bool:
+        """Whether `label` is a knowledge-base answer's class, not an intent of the NLU data."""
+        intent = self.component_config["knowledge_base_intent"]
+        return intent is not None and label.startswith(f"{intent}{RETRIEVAL_SEPARATOR}")
+
+    def _knowledge_base_examples(self, training_data: TrainingData) -> List[Message]:
+        """The knowledge base's questions, each labelled `<knowledge_base_intent>/<answer id>`
+        (none without both keys)."""
+        intent = self.component_config["knowledge_base_intent"]
+        if self._search is None or intent is None:
+            return []
+        if intent in training_data.intents:
+            raise InvalidConfigException(
+                f"{type(self).__name__}: `knowledge_base_intent: {intent}` is also an intent of your NLU data, "
+                "so its examples and the knowledge base's questions would train one class. Rename that intent, "
+                "or set `knowledge_base_intent` to a name your data does not use."
+            )
+        try:
+            answers = load_knowledge_base(self._search.path)
+        except KnowledgeBaseError as error:
+            raise KnowledgeBaseInvalid(str(error)) from error
+        return [
+            Message(data={TEXT: question, INTENT: f"{intent}{RETRIEVAL_SEPARATOR}{answer.id}"})
+            for answer in answers
+            for question in answer.questions
+        ]
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tunes the encoder and both heads on every example, indexes the knowledge base, persists."""
@@ -170,7 +214,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         ]
         intents = [example.get(INTENT) for example in examples]
         check_intent_labels(name, sorted({intent for intent in intents if intent}))
-        warn_small_intents(intent for intent in intents if intent)
+        warn_small_intents(intent for intent in intents if intent and not self._is_answer_class(intent))
         annotations = [example.get(ENTITIES) or [] for example in examples]
         if self.model is None:
             self.labels = sorted({intent for intent in intents if intent})
@@ -201,7 +245,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             self.settings,
             self.tokenizer.pad_token_id,
             self._device,
-            self.settings.epochs,
+            self.settings.epochs_for(len(examples)),
             head_warmup_epochs=self.component_config["head_warmup_epochs"],
             sentence_vector_weight=float(self.component_config["sentence_vector_weight"]),
         )
@@ -210,7 +254,11 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         if self._search is not None:
             state = self._search.build()
             warn_shared_questions(
-                [(example.get(TEXT), example.get(INTENT)) for example in examples if example.get(INTENT)],
+                [
+                    (example.get(TEXT), example.get(INTENT))
+                    for example in examples
+                    if example.get(INTENT) and not self._is_answer_class(example.get(INTENT))
+                ],
                 [(question, answer.id) for answer in state.answers for question in answer.questions],
                 str(self.component_config["knowledge_base"]),
             )
@@ -256,10 +304,11 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         for position, window in enumerate(windows):
             first_window.setdefault(window.message, position)
         rows = [first_window[index] for index in range(len(with_text))]
-        for message, row in zip(with_text, rows):
-            write_intents(
-                message, predictions.intent_probabilities[row], self.labels, self.component_config["ranking_length"]
-            )
+        intent_labels, intent_probabilities, answer_probabilities = self._split_answer_classes(
+            predictions.intent_probabilities[rows]
+        )
+        for message, probabilities in zip(with_text, intent_probabilities):
+            write_intents(message, probabilities, intent_labels, self.component_config["ranking_length"])
         if predictions.tag_probabilities is not None:
             found = entity_windows.decode_entities(
                 texts,
@@ -274,9 +323,38 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
                     message, self.add_extractor_name(entities), self.component_config["overlapping_entities"]
                 )
         if self.state is not None:
-            for message, candidates in zip(with_text, self._search.candidates(predictions.sentence_vectors[rows])):
+            found_candidates = self._search.candidates(predictions.sentence_vectors[rows])
+            for message, candidates, by_answer in zip(with_text, found_candidates, answer_probabilities):
+                if by_answer:
+                    candidates = self._search.with_classifier_scores(candidates, by_answer)
                 message.set(ANSWER_CANDIDATES, candidates, add_to_output=True)
         return messages
+
+    def _split_answer_classes(
+        self, probabilities: np.ndarray
+    ) -> Tuple[List[Text], np.ndarray, List[Dict[Text, float]]]:
+        """Per message: the intents' probabilities with the answer classes summed into
+        `knowledge_base_intent`, and each answer's own probability by answer id.
+
+        Returns (intent labels, one row of intent probabilities per message, one
+        {answer id: probability} per message, classes under MIN_ANSWER_PROBABILITY left out).
+        """
+        answer_columns = [index for index, label in enumerate(self.labels) if self._is_answer_class(label)]
+        if not answer_columns:
+            return self.labels, probabilities, [{} for _ in probabilities]
+        intent_columns = [index for index in range(len(self.labels)) if index not in set(answer_columns)]
+        intent = self.component_config["knowledge_base_intent"]
+        prefix = f"{intent}{RETRIEVAL_SEPARATOR}"
+        intent_labels = [self.labels[index] for index in intent_columns] + [intent]
+        summed = np.concatenate(
+            [probabilities[:, intent_columns], probabilities[:, answer_columns].sum(axis=1, keepdims=True)], axis=1
+        )
+        answer_ids = [self.labels[index][len(prefix):] for index in answer_columns]
+        by_answer = [
+            {answer_id: float(p) for answer_id, p in zip(answer_ids, row[answer_columns]) if p >= MIN_ANSWER_PROBABILITY}
+            for row in probabilities
+        ]
+        return intent_labels, summed, by_answer
 
     def encode(self, texts: Sequence[Text]) -> np.ndarray:
         """Unit-length sentence vectors of the fine-tuned encoder, from each text's first window.

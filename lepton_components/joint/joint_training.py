@@ -145,13 +145,14 @@ def fine_tune(
         for w in range(len(token_ids))
         if int(intent_targets[w]) != IGNORE_INDEX or (tags is not None and any(t != IGNORE_INDEX for t in tags[w]))
     ]
-    _, held_messages = stratified_holdout(examples.intents, config.validation_fraction, config.random_seed)
+    validation_fraction = config.validation_fraction_for(len(examples.intents))
+    _, held_messages = stratified_holdout(examples.intents, validation_fraction, config.random_seed)
     held = set(held_messages)
     train_indices = [w for w in teaching if examples.message_of_window[w] not in held]
     held_out = [w for w in teaching if examples.message_of_window[w] in held]
     if config.validation_fraction > 0 and not held_out:
         logger.info(
-            "Too few examples per intent to hold some out for early stopping; "
+            "Too few examples to hold some out for early stopping (see `min_held_out_examples`); "
             f"training for all {epochs} epochs."
         )
     head_only = config.training_mode == "head_only"

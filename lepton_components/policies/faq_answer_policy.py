@@ -8,7 +8,7 @@ from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, REQUESTED_SLOT
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
@@ -16,7 +16,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import InvalidConfigException
 
 from lepton_components import config_validation
-from lepton_components.retrieval.answer_decision import ANSWER, HANDOFF, SUGGEST, Thresholds, decide
+from lepton_components.retrieval.answer_decision import ANSWER, HANDOFF, SUGGEST, Decision, Thresholds, decide
 from lepton_components.retrieval.knowledge_base import answer_from_dict
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ class FaqAnswerPolicy(Policy):
     rendered answer in `answer_slot`, or `suggest_actions` with the top questions in the
     choice slots (clicking one sends that question, which then matches exactly), or the
     rephrase action, or - when the customer was just asked to rephrase - the handoff action.
-    Abstains while a form is active and for confidently classified intents.
+    Abstains for confidently classified intents. Inside a form it only answers
+    knowledge-base questions, and then runs the form again, which asks for its slot.
     """
 
     @staticmethod
@@ -42,11 +43,13 @@ class FaqAnswerPolicy(Policy):
             # Above RulePolicy (6): when this policy acts it owns the turn.
             "priority": 7,
             # Intents that mean "the classifier could not place this message".
-            "trigger_intents": ["nlu_fallback", "out_of_scope"],
+            # `faq` is JointNluComponent's `knowledge_base_intent`: the classifier says the
+            # message is shaped like a knowledge-base question, the candidates say which.
+            "trigger_intents": ["nlu_fallback", "out_of_scope", "faq"],
             # Of those, the ones where no good candidate leads to "please rephrase" and
             # then a handoff; for the others (out_of_scope) the policy then abstains and
             # the bot's own rules answer.
-            "fallback_intents": ["nlu_fallback"],
+            "fallback_intents": ["nlu_fallback", "faq"],
             # A candidate this close to a knowledge-base question is answered whatever
             # the intent (e.g. a clicked suggestion, which sends the question itself).
             "override_threshold": 0.9,
@@ -122,9 +125,8 @@ class FaqAnswerPolicy(Policy):
         abstain = self._prediction(self._default_predictions(domain))
         if tracker.latest_action_name != ACTION_LISTEN_NAME:
             if tracker.latest_action_name in self._own_actions():
-                return self._predict(domain, ACTION_LISTEN_NAME)
-            return abstain
-        if tracker.active_loop_name:
+                # Inside a form, the form then asks for its slot again.
+                return self._predict(domain, tracker.active_loop_name or ACTION_LISTEN_NAME)
             return abstain
         message = tracker.latest_message
         if message is None or not isinstance(message, UserUttered):
@@ -135,6 +137,8 @@ class FaqAnswerPolicy(Policy):
         candidates = parse_data.get(ANSWER_CANDIDATES) or []
         best_score = candidates[0]["score"] if candidates else 0.0
         triggered = intent is None or intent in self.config["trigger_intents"]
+        if tracker.active_loop_name:
+            return self._predict_inside_form(tracker, domain, message, triggered, best_score) or abstain
         if not triggered and best_score < self.config["override_threshold"]:
             if confidence >= self.config["intent_confidence_ceiling"] or best_score < self.thresholds.answer:
                 return abstain
@@ -142,6 +146,40 @@ class FaqAnswerPolicy(Policy):
         if not triggered and decision.kind != ANSWER:
             return abstain
         logger.debug(f"{type(self).__name__}: {decision.kind} for intent {intent!r}, candidates {[(c['id'], c['score']) for c in candidates]}")
+        answered = self._predict_decision(tracker, domain, message, decision)
+        if answered is not None:
+            return answered
+        if intent is not None and intent not in self.config["fallback_intents"]:
+            return abstain
+        action = self.config["handoff_action"] if decision.kind == HANDOFF else self.config["rephrase_action"]
+        return self._predict(domain, action)
+
+    def _predict_inside_form(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        message: UserUttered,
+        triggered: bool,
+        best_score: float,
+    ) -> Optional[PolicyPrediction]:
+        """A knowledge-base question asked instead of the form's slot: answered (or choices
+        offered), after which the form asks again. Anything else is the form's and the rules'.
+
+        A message with an entity for the requested slot always goes to the form, however
+        question-shaped ("it's LP-1234, has it shipped?").
+        """
+        requested = tracker.get_slot(REQUESTED_SLOT)
+        if any(entity.get("entity") == requested for entity in message.entities or []):
+            return None
+        if not triggered and best_score < self.config["override_threshold"]:
+            return None
+        decision = decide(message.parse_data.get(ANSWER_CANDIDATES) or [], self.thresholds, False)
+        return self._predict_decision(tracker, domain, message, decision)
+
+    def _predict_decision(
+        self, tracker: DialogueStateTracker, domain: Domain, message: UserUttered, decision: Decision
+    ) -> Optional[PolicyPrediction]:
+        """The approved answer or the choices of `decision`; None for the fallback kinds."""
         if decision.kind == ANSWER:
             text = answer_from_dict({**decision.candidates[0], "questions": []}).render(
                 self._fill_values(tracker, message), tracker.get_latest_input_channel()
@@ -153,10 +191,7 @@ class FaqAnswerPolicy(Policy):
                 for slot, candidate in zip(self.config["choice_slots"], decision.candidates)
             ]
             return self._predict(domain, self.suggest_actions[len(decision.candidates)], events)
-        if intent is not None and intent not in self.config["fallback_intents"]:
-            return abstain
-        action = self.config["handoff_action"] if decision.kind == HANDOFF else self.config["rephrase_action"]
-        return self._predict(domain, action)
+        return None
 
     def _predict(self, domain: Domain, action: Text, events: Optional[List[Any]] = None) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)

@@ -263,7 +263,7 @@ def test_archive_serves_as_trained_whatever_normalisation_config_says(
 
 def test_early_stopping_holds_out_examples(create_component, tiny_config, toy_intents) -> None:
     component = create_component(
-        BertIntentClassifier, {**tiny_config, "validation_fraction": 0.25, "early_stopping_patience": 1, "epochs": 30}
+        BertIntentClassifier, {**tiny_config, "validation_fraction": 0.25, "early_stopping_patience": 1, "min_held_out_examples": 1, "epochs": 30}
     )
     component.train(build_training_data(toy_intents))
     report = component.training_report

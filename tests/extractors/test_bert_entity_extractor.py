@@ -352,7 +352,7 @@ def test_finetuning_continues_from_trained_weights(trained, storage, tiny_bert_p
 
 
 def test_early_stopping_holds_out_whole_messages(storage, tiny_bert_path) -> None:
-    config = tiny_config(tiny_bert_path, validation_fraction=0.5, early_stopping_patience=1, epochs=8)
+    config = tiny_config(tiny_bert_path, validation_fraction=0.5, early_stopping_patience=1, min_held_out_examples=1, epochs=8)
     component = BertEntityExtractor.create(config, storage, Resource("early-stopping"), context())
     component.train(training_data())
     report = component.training_report

@@ -14,20 +14,22 @@ from tests.integration.conftest import REPO, approved_answer
 pytestmark = pytest.mark.slow
 
 
-def _classifier_config() -> Dict[Text, Any]:
-    """Our classifier's entry in the repository's config.yml."""
+def _joint_config() -> Dict[Text, Any]:
+    """Our NLU component's entry in the repository's config.yml, knowledge base path absolute."""
     config = yaml.safe_load((REPO / "config.yml").read_text())
-    (entry,) = [c for c in config["pipeline"] if c["name"].endswith("BertIntentClassifier")]
-    return {key: value for key, value in entry.items() if key != "name"}
+    (entry,) = [c for c in config["pipeline"] if c["name"].endswith("JointNluComponent")]
+    settings = {key: value for key, value in entry.items() if key != "name"}
+    return {**settings, "knowledge_base": str(REPO / settings["knowledge_base"]), "show_progress_bar": False}
 
 
-def test_demo_intents_are_recognised_on_held_out_examples(create_component) -> None:
-    """Trains on 80% of every intent's examples and scores the other 20%."""
+def test_demo_intents_and_entities_are_recognised_on_held_out_examples(create_component) -> None:
+    """Trains config.yml's NLU on 80% of every intent's examples and scores the other 20%:
+    intent accuracy, and exact-span entity F1 on the held-out examples with entities."""
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
-    from lepton_components.classifiers.bert_intent_classifier import BertIntentClassifier
+    from lepton_components.joint.joint_nlu_component import JointNluComponent
 
     data = load_data(str(REPO / "data" / "nlu.yml"))
     by_intent: Dict[Text, List[Message]] = defaultdict(list)
@@ -42,7 +44,7 @@ def test_demo_intents_are_recognised_on_held_out_examples(create_component) -> N
         train += examples[cut:]
     assert len(by_intent) >= 20
 
-    component = create_component(BertIntentClassifier, {**_classifier_config(), "show_progress_bar": False})
+    component = create_component(JointNluComponent, _joint_config())
     component.train(TrainingData(train))
     messages = [Message(data={"text": example.get("text")}) for example in held_out]
     component.process(messages)
@@ -50,6 +52,16 @@ def test_demo_intents_are_recognised_on_held_out_examples(create_component) -> N
     accuracy = float(np.mean([p == e.get("intent") for p, e in zip(predicted, held_out)]))
     print(f"held-out accuracy on {len(held_out)} demo examples: {accuracy:.3f}")
     assert accuracy >= 0.85
+
+    with_entities = [i for i, e in enumerate(held_out) if e.get("entities")]
+    gold = {(i, x["entity"], x["start"], x["end"]) for i in with_entities for x in held_out[i].get("entities")}
+    found = {(i, x["entity"], x["start"], x["end"]) for i in with_entities for x in messages[i].get("entities", [])}
+    precision = len(gold & found) / max(1, len(found))
+    recall = len(gold & found) / max(1, len(gold))
+    f1 = 2 * precision * recall / max(1e-9, precision + recall)
+    print(f"entity P {precision:.3f} R {recall:.3f} F1 {f1:.3f} on {len(gold)} held-out entities")
+    assert len(gold) >= 20
+    assert f1 >= 0.8
 
 
 def _reply_texts(responses: List[Dict[Text, Any]]) -> List[Text]:
@@ -110,13 +122,10 @@ def test_unseen_question_gets_the_approved_answer(demo_agent: Any, question: Tex
     assert _talk(demo_agent, uuid.uuid4().hex, question) == [approved_answer(answer_id)]
 
 
-def test_close_candidates_are_offered_and_a_click_answers_with_the_order_number(demo_agent: Any) -> None:
+def test_an_approved_answer_is_filled_with_the_order_number_from_an_earlier_turn(demo_agent: Any) -> None:
+    """Also what clicking a suggested question does: the click sends the question's text."""
     sender = uuid.uuid4().hex
-    (reply,) = asyncio.run(
-        demo_agent.handle_text("got the wrong thing and it is broken, order LP-123456", sender_id=sender)
-    )
-    payloads = [button["payload"] for button in reply["buttons"]]
-    assert 2 <= len(payloads) <= 3 and "My item arrived damaged" in payloads
+    _talk(demo_agent, sender, "got the wrong thing and it is broken, order LP-123456")
     assert _talk(demo_agent, sender, "My item arrived damaged") == [
         approved_answer("damaged_item", order_number="LP-123456")
     ]
@@ -128,32 +137,41 @@ def test_not_understood_twice_hands_over_to_a_human(demo_agent: Any) -> None:
     assert _response_text(demo_agent, "utter_handoff") in _talk(demo_agent, sender, "qwpoe ruty xmcn")
 
 
-def test_demo_entities_are_extracted_on_held_out_examples(create_component) -> None:
-    """Trains the extractor on 80% of the annotated demo examples, scores exact spans on the rest."""
-    from rasa.shared.nlu.training_data.loading import load_data
-    from rasa.shared.nlu.training_data.message import Message
-    from rasa.shared.nlu.training_data.training_data import TrainingData
+def test_an_order_number_given_before_the_question_is_not_asked_for_again(demo_agent: Any) -> None:
+    sender = uuid.uuid4().hex
+    first = _talk(demo_agent, sender, "my order is LP-318204")
+    assert _response_text(demo_agent, "utter_noted") in first
+    replies = _talk(demo_agent, sender, "can you track it for me")
+    assert _response_text(demo_agent, "utter_ask_order_number") not in replies
+    assert any("LP-318204" in reply for reply in replies)
 
-    from lepton_components.extractors.bert_entity_extractor import BertEntityExtractor
 
-    config = yaml.safe_load((REPO / "config.yml").read_text())
-    (entry,) = [c for c in config["pipeline"] if c["name"].endswith("BertEntityExtractor")]
-    examples = load_data(str(REPO / "data" / "nlu.yml")).intent_examples
-    order = np.random.default_rng(11).permutation(len(examples))
-    held_out_indices = set(order[: len(order) // 5].tolist())
-    train = [e for i, e in enumerate(examples) if i not in held_out_indices]
-    held_out = [e for i, e in enumerate(examples) if i in held_out_indices and e.get("entities")]
-    extractor = create_component(
-        BertEntityExtractor, {**{k: v for k, v in entry.items() if k != "name"}, "show_progress_bar": False}
+def test_a_knowledge_base_question_inside_the_form_is_answered_then_the_form_asks_again(demo_agent: Any) -> None:
+    sender = uuid.uuid4().hex
+    assert _response_text(demo_agent, "utter_ask_order_number") in _talk(demo_agent, sender, "where is my parcel?")
+    replies = _talk(demo_agent, sender, "oh and is there a student discount?")
+    assert replies[0] == approved_answer("student_military_discount")
+    assert replies[-1] == _response_text(demo_agent, "utter_ask_order_number")
+    assert any("LP-902211" in reply for reply in _talk(demo_agent, sender, "LP-902211"))
+
+
+def test_never_mind_ends_the_form(demo_agent: Any) -> None:
+    sender = uuid.uuid4().hex
+    assert _response_text(demo_agent, "utter_ask_order_number") in _talk(demo_agent, sender, "has my order shipped")
+    assert _talk(demo_agent, sender, "oh forget about that, sorry") == [_response_text(demo_agent, "utter_stopped")]
+    tracker = asyncio.run(demo_agent.tracker_store.retrieve(sender))
+    assert tracker.active_loop_name is None
+    replies = _talk(demo_agent, sender, "what time do you open on sunday")
+    assert _response_text(demo_agent, "utter_ask_order_number") not in replies
+
+
+def test_the_test_stories_pass_with_rasa_test(demo_agent: Any, tmp_path) -> None:
+    """`make rasa-test`'s conversations (bot/test_stories.yml), dialogue memory included."""
+    from rasa.core.test import test
+
+    result = asyncio.run(
+        test(str(REPO / "bot" / "test_stories.yml"), demo_agent, out_directory=str(tmp_path), disable_plotting=True)
     )
-    extractor.train(TrainingData(train))
-    messages = [Message(data={"text": e.get("text")}) for e in held_out]
-    extractor.process(messages)
-    gold = {(i, x["entity"], x["start"], x["end"]) for i, e in enumerate(held_out) for x in e.get("entities")}
-    found = {(i, x["entity"], x["start"], x["end"]) for i, m in enumerate(messages) for x in m.get("entities", [])}
-    precision = len(gold & found) / max(1, len(found))
-    recall = len(gold & found) / max(1, len(gold))
-    f1 = 2 * precision * recall / max(1e-9, precision + recall)
-    print(f"entity P {precision:.3f} R {recall:.3f} F1 {f1:.3f} on {len(gold)} held-out entities")
-    assert len(gold) >= 20
-    assert f1 >= 0.8
+    failed = (tmp_path / "failed_test_stories.yml").read_text() if (tmp_path / "failed_test_stories.yml").exists() else ""
+    assert "story:" not in failed, failed
+    assert result["report"]["conversation_accuracy"]["accuracy"] == 1.0

@@ -14,7 +14,7 @@ from lepton_components.policies.faq_answer_policy import FaqAnswerPolicy
 DOMAIN = Domain.from_yaml(
     """
 version: "3.1"
-intents: [greet, payment_methods, out_of_scope, nlu_fallback, order_status]
+intents: [greet, payment_methods, out_of_scope, nlu_fallback, order_status, faq, inform]
 entities: [order_number]
 slots:
   order_number: {type: text, influence_conversation: false, mappings: [{type: from_entity, entity: order_number}]}
@@ -138,9 +138,32 @@ def test_out_of_scope_without_a_good_answer_is_left_to_the_rules(policy) -> None
     assert predicted(policy, tracker_for(user("out_of_scope", 0.95, [candidate("a", 0.2)]))) == (None, [])
 
 
-def test_active_form_is_never_interrupted(policy) -> None:
-    tracker = tracker_for(ActiveLoop("order_status_form"), user("nlu_fallback", 0.3, [DAMAGED]))
-    assert predicted(policy, tracker) == (None, [])
+def in_form(*events: Any) -> DialogueStateTracker:
+    return tracker_for(ActiveLoop("order_status_form"), SlotSet("requested_slot", "order_number"), *events)
+
+
+def test_knowledge_base_question_inside_a_form_is_answered_then_the_form_asks_again(policy) -> None:
+    question = user("faq", 0.9, [DAMAGED, candidate("other", 0.3)])
+    action, events = predicted(policy, in_form(question))
+    assert action == "utter_faq_answer" and events == [SlotSet("faq_answer", "Sorry your order arrived damaged.")]
+    assert predicted(policy, in_form(question, ActionExecuted("utter_faq_answer")))[0] == "order_status_form"
+
+
+def test_the_slot_value_inside_a_form_always_goes_to_the_form(policy) -> None:
+    entities = [{"entity": "order_number", "value": "LP-123456", "start": 0, "end": 9}]
+    assert predicted(policy, in_form(user("faq", 0.9, [DAMAGED], entities))) == (None, [])
+
+
+def test_inside_a_form_intents_and_weak_candidates_are_left_to_the_form(policy) -> None:
+    assert predicted(policy, in_form(user("payment_methods", 0.7, [candidate("gift_cards", 0.7)]))) == (None, [])
+    # No candidate to answer with: the form re-asks and the rules ask to rephrase, never a handoff mid-form.
+    assert predicted(policy, in_form(user("nlu_fallback", 0.3, [candidate("a", 0.2)]))) == (None, [])
+
+
+def test_knowledge_base_intent_answers_and_falls_back_like_an_unsure_one(policy) -> None:
+    action, _ = predicted(policy, tracker_for(user("faq", 0.97, [candidate("gift_cards", 0.7), candidate("b", 0.4)])))
+    assert action == "utter_faq_answer"
+    assert predicted(policy, tracker_for(user("faq", 0.97, [candidate("a", 0.2)])))[0] == "utter_please_rephrase"
 
 
 def test_listens_after_its_own_answer(policy) -> None:

@@ -1,0 +1,155 @@
+"""The shipped bot against the same bot on Rasa's stock NLU pipeline, side by side in one run.
+
+    python -m benchmarks.side_by_side --out docs/side_by_side.json
+
+Trains two models on the same `data/`, `bot/domain.yml` and policies: `config.yml` as
+shipped, and `config.yml` with its pipeline replaced by the one `rasa init` writes (count
+vectors, DIET with entities, EntitySynonymMapper, ResponseSelector, FallbackClassifier).
+Both are loaded into one process and timed alternately, message by message, on the same
+held-out customer texts (`bot/faq_paraphrases.yml`, never trained on), so both see the same
+machine state:
+
+- `Agent.parse_message` (NLU alone);
+- a whole turn, `Agent.handle_text` in a fresh conversation (NLU, policies, reply): what the
+  REST channel runs per message, without the HTTP layer.
+
+Also reported: training time of each, load time of each (archive to first answer) and this
+process's peak RSS after loading both. Threads are the models' own settings (config.yml
+ships one thread for the encoder); torch and TensorFlow are otherwise left at defaults.
+"""
+
+import argparse
+import asyncio
+import json
+import platform
+import resource
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HELD_OUT = REPO / "bot" / "faq_paraphrases.yml"
+
+STOCK_PIPELINE = [
+    {"name": "WhitespaceTokenizer"},
+    {"name": "RegexFeaturizer"},
+    {"name": "LexicalSyntacticFeaturizer"},
+    {"name": "CountVectorsFeaturizer"},
+    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
+    {"name": "DIETClassifier", "epochs": 100, "constrain_similarities": True},
+    {"name": "EntitySynonymMapper"},
+    {"name": "ResponseSelector", "epochs": 100, "constrain_similarities": True},
+    {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1},
+]
+
+
+def held_out_texts(limit: int) -> List[str]:
+    """Customer texts nobody trained on: first turns of every category of the held-out file."""
+    document = yaml.safe_load(HELD_OUT.read_text(encoding="utf-8"))
+    texts = [case["text"] for key in ("paraphrases", "intents", "off_topic") for case in document.get(key) or []]
+    texts += [turn["text"] for key in ("in_form", "memory") for case in document.get(key) or [] for turn in case["turns"]]
+    return texts[:limit]
+
+
+def stock_config(shipped: Dict[str, Any]) -> Dict[str, Any]:
+    return {**shipped, "pipeline": STOCK_PIPELINE}
+
+
+def train(config_path: Path, output: Path) -> Dict[str, Any]:
+    from rasa.model_training import train as rasa_train
+
+    started = time.perf_counter()
+    result = rasa_train(
+        domain=str(REPO / "bot" / "domain.yml"),
+        config=str(config_path),
+        training_files=[str(REPO / "data")],
+        output=str(output),
+        force_training=True,
+    )
+    if result.code != 0:
+        raise SystemExit(f"rasa train with {config_path} failed (code {result.code}); see the log above.")
+    return {"model": result.model, "train_s": round(time.perf_counter() - started, 1)}
+
+
+def percentiles(samples: Sequence[float]) -> Dict[str, float]:
+    return {
+        "p50_ms": round(float(np.percentile(samples, 50)), 2),
+        "p95_ms": round(float(np.percentile(samples, 95)), 2),
+        "mean_ms": round(float(np.mean(samples)), 2),
+    }
+
+
+def timed(coroutine_factory: Any) -> float:
+    started = time.perf_counter()
+    asyncio.run(coroutine_factory())
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--models", type=Path, default=None, help="folder to keep the two models in")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    from rasa.core.agent import Agent
+
+    workdir = args.models or Path(tempfile.mkdtemp(prefix="side-by-side-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    shipped = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
+    stock_path = workdir / "config.stock.yml"
+    stock_path.write_text(yaml.safe_dump(stock_config(shipped), sort_keys=False), encoding="utf-8")
+    systems = {
+        "lepton (config.yml)": train(REPO / "config.yml", workdir / "lepton"),
+        "stock (rasa init NLU pipeline)": train(stock_path, workdir / "stock"),
+    }
+    agents = {}
+    for name, system in systems.items():
+        started = time.perf_counter()
+        agent = Agent.load(system["model"])
+        asyncio.run(agent.handle_text("hello", sender_id=uuid.uuid4().hex))
+        system["load_to_first_answer_s"] = round(time.perf_counter() - started, 2)
+        agents[name] = agent
+    texts = held_out_texts(args.messages)
+    parse: Dict[str, List[float]] = {name: [] for name in agents}
+    turn: Dict[str, List[float]] = {name: [] for name in agents}
+    for text in texts[:10]:  # warm-up, not counted
+        for agent in agents.values():
+            asyncio.run(agent.parse_message(text))
+    for text in texts:
+        for name, agent in agents.items():
+            parse[name].append(timed(lambda: agent.parse_message(text)))
+            turn[name].append(timed(lambda: agent.handle_text(text, sender_id=uuid.uuid4().hex)))
+    stock = "stock (rasa init NLU pipeline)"
+    report: Dict[str, Any] = {
+        "command": "python -m benchmarks.side_by_side",
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
+        "messages": len(texts),
+        "peak_rss_mb_both_loaded": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "systems": {},
+    }
+    for name, system in systems.items():
+        row = {
+            "train_s": system["train_s"],
+            "load_to_first_answer_s": system["load_to_first_answer_s"],
+            "parse_message": percentiles(parse[name]),
+            "turn": percentiles(turn[name]),
+        }
+        for kind, samples in (("parse_message", parse), ("turn", turn)):
+            for stat in ("p50_ms", "p95_ms"):
+                row[kind][f"{stat}_x_stock"] = round(
+                    float(np.percentile(samples[name], int(stat[1:3])) / np.percentile(samples[stock], int(stat[1:3]))), 2
+                )
+        report["systems"][name] = row
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
