@@ -1,6 +1,7 @@
 """The shipped bot against the same bot on Rasa's stock NLU pipeline, side by side in one run.
 
     python -m benchmarks.side_by_side --out docs/side_by_side.json
+    python -m benchmarks.side_by_side --lepton-model models/<archive>.tar.gz --out docs/side_by_side.json
 
 Trains two models on the same `data/`, `bot/domain.yml` and policies: `config.yml` as
 shipped, and `config.yml` with its pipeline replaced by the one `rasa init` writes (count
@@ -94,6 +95,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--models", type=Path, default=None, help="folder to keep the two models in")
+    parser.add_argument(
+        "--lepton-model", type=Path, default=None,
+        help="an archive `make train` already built from config.yml, instead of training it again",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -104,10 +109,12 @@ def main() -> None:
     shipped = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
     stock_path = workdir / "config.stock.yml"
     stock_path.write_text(yaml.safe_dump(stock_config(shipped), sort_keys=False), encoding="utf-8")
-    systems = {
-        "lepton (config.yml)": train(REPO / "config.yml", workdir / "lepton"),
-        "stock (rasa init NLU pipeline)": train(stock_path, workdir / "stock"),
-    }
+    lepton = (
+        {"model": str(args.lepton_model), "train_s": None}
+        if args.lepton_model
+        else train(REPO / "config.yml", workdir / "lepton")
+    )
+    systems = {"lepton (config.yml)": lepton, "stock (rasa init NLU pipeline)": train(stock_path, workdir / "stock")}
     agents = {}
     for name, system in systems.items():
         started = time.perf_counter()

@@ -20,8 +20,6 @@ COMPONENT_COUNT = "lepton_component_duration_seconds_count"
 def test_metrics_after_a_chat_over_rest(server_url: Text) -> None:  # noqa: F811
     sender = uuid.uuid4().hex
     assert "order number" in " ".join(_say(server_url, sender, "where is my order?"))
-    # A fresh conversation: inside the order form this question falls back instead
-    # (a known gap of the demo's dialogue, noted on the issue).
     _say(server_url, uuid.uuid4().hex, "are there vacancies at your company?")
     assert any("human agent" in text for text in _say(server_url, uuid.uuid4().hex, "i want to talk to a human"))
 
@@ -37,10 +35,9 @@ def test_metrics_after_a_chat_over_rest(server_url: Text) -> None:  # noqa: F811
     domain = Domain.load(str(REPO / "bot" / "domain.yml"))
     assert label_values(text, "lepton_intents_total", "intent") <= set(domain.intents) | {"other"}
     components = label_values(text, COMPONENT_COUNT, "component")
-    assert {"BertIntentClassifier", "BertEntityExtractor", "FaqRetriever", "FaqAnswerPolicy", "RulePolicy"} <= components
-    assert sample(text, COMPONENT_COUNT, component="BertIntentClassifier") == 3
-    assert sample(text, COMPONENT_COUNT, component="FaqRetriever") == 3
-    assert sample(text, "lepton_component_duration_seconds_sum", component="BertIntentClassifier") > 0
+    assert {"JointNluComponent", "FaqAnswerPolicy", "RulePolicy"} <= components
+    assert sample(text, COMPONENT_COUNT, component="JointNluComponent") == 3  # one NLU pass per message
+    assert sample(text, "lepton_component_duration_seconds_sum", component="JointNluComponent") > 0
     webhook = {"channel": "rest", "route": "/webhooks/rest/webhook", "status_class": "2xx"}
     assert sample(text, "lepton_http_request_duration_seconds_count", **webhook) == 3
     assert sample(text, "lepton_http_request_duration_seconds_sum", **webhook) > 0

@@ -39,8 +39,9 @@ INBOX_SHOWS_WITHIN_MS = 2_000
 ADMIN_PASSWORD = os.environ["LEPTON_OPERATOR_PASSWORD"]
 ALWAYS_OPEN = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 # A knowledge-base question the demo model does not answer with the right approved answer.
-FAILED_QUESTION = "the delivery guy says he left it but there's nothing at my door"
-RIGHT_ANSWER = "marked_delivered_not_received"
+# (It gets the trade-in answer; the right one is about pre-orders.)
+FAILED_QUESTION = "could i reserve the new phone before launch day"
+RIGHT_ANSWER = "pre_orders"
 
 
 def _credentials(folder: Path) -> Path:
