@@ -143,6 +143,11 @@ def test_doubling_the_text_less_than_triples_the_time(
     make = TEXTS[text_name]
     small, large = make(SMALL), make(2 * SMALL)
     small_seconds, large_seconds = seconds_per_call(scans[scan_name], small, large)
+    if large_seconds >= 3 * small_seconds:
+        # Sub-millisecond calls can catch one busy moment of a shared machine; a quadratic
+        # scan stays about 4x however often it is measured, so a second look decides.
+        again_small, again_large = seconds_per_call(scans[scan_name], small, large)
+        small_seconds, large_seconds = min(small_seconds, again_small), min(large_seconds, again_large)
     assert large_seconds < 3 * small_seconds, (
         f"{scan_name} on {text_name}: {small_seconds:.4f} s for {len(small):,} characters, "
         f"{large_seconds:.4f} s for {len(large):,}"
