@@ -22,6 +22,7 @@ ships one thread for the encoder); torch and TensorFlow are otherwise left at de
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import tempfile
@@ -135,7 +136,7 @@ def main() -> None:
     stock = "stock (rasa init NLU pipeline)"
     report: Dict[str, Any] = {
         "command": "python -m benchmarks.side_by_side",
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
         "messages": len(texts),
         "peak_rss_mb_both_loaded": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "systems": {},

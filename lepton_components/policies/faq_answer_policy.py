@@ -138,7 +138,7 @@ class FaqAnswerPolicy(Policy):
         best_score = candidates[0]["score"] if candidates else 0.0
         triggered = intent is None or intent in self.config["trigger_intents"]
         if tracker.active_loop_name:
-            return self._predict_inside_form(tracker, domain, message, triggered, best_score) or abstain
+            return self._predict_inside_form(tracker, domain, message, triggered, candidates) or abstain
         if not triggered and best_score < self.config["override_threshold"]:
             if confidence >= self.config["intent_confidence_ceiling"] or best_score < self.thresholds.answer:
                 return abstain
@@ -160,7 +160,7 @@ class FaqAnswerPolicy(Policy):
         domain: Domain,
         message: UserUttered,
         triggered: bool,
-        best_score: float,
+        candidates: List[Dict[Text, Any]],
     ) -> Optional[PolicyPrediction]:
         """A knowledge-base question asked instead of the form's slot: answered (or choices
         offered), after which the form asks again. Anything else is the form's and the rules'.
@@ -171,9 +171,9 @@ class FaqAnswerPolicy(Policy):
         requested = tracker.get_slot(REQUESTED_SLOT)
         if any(entity.get("entity") == requested for entity in message.entities or []):
             return None
-        if not triggered and best_score < self.config["override_threshold"]:
+        if not triggered and (not candidates or candidates[0]["score"] < self.config["override_threshold"]):
             return None
-        decision = decide(message.parse_data.get(ANSWER_CANDIDATES) or [], self.thresholds, False)
+        decision = decide(candidates, self.thresholds, False)
         return self._predict_decision(tracker, domain, message, decision)
 
     def _predict_decision(

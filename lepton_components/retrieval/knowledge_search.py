@@ -10,6 +10,7 @@ training, and turning query vectors into `answer_candidates`.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -94,6 +95,11 @@ class SearchState:
     index: Any
     version: int
     knowledge_base_sha256: Text
+
+    @functools.cached_property
+    def answer_by_id(self) -> Dict[Text, Answer]:
+        """The answers by id, built once per state (not once per message)."""
+        return {answer.id: answer for answer in self.answers}
 
     def summary(self) -> Dict[Text, Any]:
         return {
@@ -262,8 +268,7 @@ class KnowledgeSearch:
         answer the classifier favours but the search did not list is added with its first
         question; answers removed from the file since training are skipped.
         """
-        state = self._state
-        by_id = {answer.id: answer for answer in state.answers}
+        by_id = self._state.answer_by_id
         merged = {candidate["id"]: dict(candidate) for candidate in candidates}
         for answer_id, probability in answer_probabilities.items():
             if answer_id in merged:
