@@ -4,6 +4,7 @@ Rasa DIET, trained and served through Rasa in one run on one machine.
     python -m benchmarks.banking77 --setting full --out docs/banking77_full.json
     python -m benchmarks.banking77 --setting 10shot --out docs/banking77_10shot.json
     python -m benchmarks.banking77 --quick          # a few minutes: 10-shot, 2 systems
+    python -m benchmarks.banking77 --systems shipped --out docs/banking77_shipped.json  # config.yml's defaults
     python -m benchmarks.banking77 --reports docs/banking77_*.json --plot docs/banking77.png
 
 Data: ``../shared/benchmarks/banking77/train.csv`` (never copied into the repository). A
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from benchmarks.pipelines import diet, rasa_init_featurizers, shipped_nlu_pipeline
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "banking77" / "train.csv"
 SEED = 13
@@ -83,17 +86,13 @@ def write_nlu_yaml(examples: Sequence[Example], path: Path) -> None:
 def diet_pipeline(epochs: int) -> List[Dict[str, Any]]:
     """The NLU pipeline `rasa init` writes (ResponseSelector and fallback left out: no
     retrieval intents here, and accuracy is scored on the raw intent)."""
-    return [
-        {"name": "WhitespaceTokenizer"},
-        {"name": "RegexFeaturizer"},
-        {"name": "LexicalSyntacticFeaturizer"},
-        {"name": "CountVectorsFeaturizer"},
-        {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
-        {"name": "DIETClassifier", "epochs": epochs, "constrain_similarities": True},
-    ]
+    return [*rasa_init_featurizers(), diet(epochs)]
 
 
 LEPTON_MODES = ("head_only", "lora", "full")
+# config.yml's JointNluComponent entry exactly as shipped (its knowledge base left out):
+# what a user who brings this data without tuning anything gets.
+SHIPPED = "shipped"
 
 
 def lepton_pipeline(mode: str, overrides: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -111,6 +110,8 @@ def lepton_pipeline(mode: str, overrides: Dict[str, Any]) -> List[Dict[str, Any]
 def pipeline_for(system: str, args: argparse.Namespace) -> List[Dict[str, Any]]:
     if system == "diet":
         return diet_pipeline(args.diet_epochs)
+    if system == SHIPPED:
+        return shipped_nlu_pipeline()
     return lepton_pipeline(system, lepton_overrides(system, args.lepton_config))
 
 
@@ -126,6 +127,8 @@ def lepton_overrides(mode: str, lepton_config: Optional[str]) -> Dict[str, Any]:
 def system_label(system: str, args: argparse.Namespace) -> str:
     if system == "diet":
         return f"Rasa DIET (rasa init pipeline, {args.diet_epochs} epochs)"
+    if system == SHIPPED:
+        return "Lepton JointNluComponent, config.yml as shipped"
     return f"Lepton BertIntentClassifier, {system}"
 
 
@@ -338,7 +341,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setting", choices=["full", "10shot"], default="full")
-    parser.add_argument("--systems", default="diet,head_only,lora,full", help="comma-separated: diet, head_only, lora, full")
+    parser.add_argument("--systems", default="diet,head_only,lora,full", help="comma-separated: diet, head_only, lora, full, shipped")
     parser.add_argument("--diet-epochs", type=int, default=100)
     parser.add_argument(
         "--lepton-config",
@@ -401,7 +404,8 @@ def main() -> None:
             evaluate = ["--_evaluate", model_path, "--setting", args.setting, *shared_arguments(args)]
             rows = [{"system": system_label(system, args), "key": system, **trained, **run_child(evaluate)}]
             # DIET is served differently through its process's environment, ours through config.
-            variants = args.diet_serving if system == "diet" else args.serving
+            # The shipped entry is already served as config.yml serves it.
+            variants = {"diet": args.diet_serving, SHIPPED: ""}.get(system, args.serving)
             for variant in (variant for variant in variants.split(",") if variant):
                 if system == "diet":
                     scored = run_child(evaluate, DIET_SERVING_VARIANTS[variant])

@@ -11,12 +11,14 @@ and the shared tracker store must keep the conversation whole). One replica uses
 embedded stores of `bot/endpoints.yml` (SQLite, in-memory locks); two use PostgreSQL and
 the atomic Redis lock store of `bot/endpoints.scaled.yml`, on a fresh database that is
 dropped afterwards. Reported: messages per second, reply latency p50/p95/p99, errors
-(non-200 answers, timeouts, replies without text).
+(non-200 answers, timeouts, replies without text), each replica's time from launch to its
+first answer (the replicas start together, so on shared cores they slow each other) and
+its peak resident memory.
 """
 
 import argparse
 import asyncio
-import json
+import dataclasses
 import os
 import platform
 import socket
@@ -31,6 +33,8 @@ from typing import Any, Dict, Iterator, List, Text
 
 import numpy as np
 import yaml
+
+from benchmarks.reporting import publish
 
 REPO = Path(__file__).resolve().parents[1]
 # The replicas' REST channel credential (bot/credentials.yml reads LEPTON_REST_TOKEN).
@@ -48,6 +52,8 @@ SCRIPT = [
     "what are your opening hours?",
     "thanks, that's all",
 ]
+# The other secrets bot/credentials.yml expands (Rasa stops on an unset one).
+CREDENTIAL_SECRETS = ("LEPTON_ADMIN_TOKEN", "LEPTON_WEB_CHAT_SECRET", "LEPTON_OPERATOR_PASSWORD")
 REPLY_TIMEOUT_S = 600
 START_TIMEOUT_S = 600
 
@@ -80,14 +86,32 @@ def _endpoints(folder: Path, replicas: int, stack: ExitStack) -> Path:
     return path
 
 
-def _start_replica(model: Path, endpoints: Path, folder: Path, stack: ExitStack) -> Text:
+@dataclasses.dataclass
+class Replica:
+    url: Text
+    process: "subprocess.Popen[bytes]"
+    started: float  # time.monotonic() at launch
+    log: Path
+
+    def memory_mb(self, field: Text) -> float:
+        """A memory figure of the server process from /proc (Linux): VmRSS now, VmHWM the peak."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        raise RuntimeError(f"no {field} for process {self.process.pid}")
+
+
+def _start_replica(model: Path, endpoints: Path, folder: Path, stack: ExitStack) -> Replica:
     port = _free_port()
-    log = (folder / f"rasa-{port}.log").open("w")
+    log_path = folder / f"rasa-{port}.log"
+    log = log_path.open("w")
     stack.callback(log.close)
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                    "RASA_TELEMETRY_ENABLED": "false",
-                   "LEPTON_ADMIN_TOKEN": os.environ.get("LEPTON_ADMIN_TOKEN") or uuid.uuid4().hex,
-                   "LEPTON_REST_TOKEN": REST_TOKEN}
+                   "LEPTON_REST_TOKEN": REST_TOKEN,
+                   # bot/credentials.yml reads these; the load touches none of their routes.
+                   **{name: os.environ.get(name) or uuid.uuid4().hex * 2 for name in CREDENTIAL_SECRETS}}
+    started = time.monotonic()
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "rasa"), "run", "--model", str(model), "--endpoints", str(endpoints),
          "--credentials", str(REPO / "bot" / "credentials.yml"), "--port", str(port), "--interface", "127.0.0.1"],
@@ -102,25 +126,37 @@ def _start_replica(model: Path, endpoints: Path, folder: Path, stack: ExitStack)
             process.kill()
 
     stack.callback(stop)
-    return f"http://127.0.0.1:{port}"
+    return Replica(f"http://127.0.0.1:{port}", process, started, log_path)
 
 
-async def _wait_ready(urls: List[Text]) -> None:
+async def _first_answers(replicas: List[Replica]) -> List[float]:
+    """Per replica, seconds from launching `rasa run` to the first reply with text: what a
+    customer waits after a restart or a scale-up. Polled every 0.2 s."""
     import aiohttp
 
     deadline = time.monotonic() + START_TIMEOUT_S
+    seconds = []
     async with aiohttp.ClientSession() as http:
-        for url in urls:
+        for replica in replicas:
             while True:
                 try:
-                    async with http.get(f"{url}/webhooks/rest/ready") as reply:
-                        if reply.status == 200:
+                    async with http.post(
+                        f"{replica.url}/webhooks/rest/webhook",
+                        json={"sender": f"warm-{uuid.uuid4().hex}", "message": "hi"},
+                        headers=REST_AUTH,
+                    ) as reply:
+                        if reply.status == 200 and any(m.get("text") for m in await reply.json(content_type=None)):
+                            seconds.append(round(time.monotonic() - replica.started, 1))
                             break
                 except aiohttp.ClientError:
                     pass
+                if replica.process.poll() is not None:
+                    tail = replica.log.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"{replica.url} exited with {replica.process.returncode}:\n{tail}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{url} did not become ready in {START_TIMEOUT_S} s")
-                await asyncio.sleep(1)
+                    raise RuntimeError(f"{replica.url} gave no answer in {START_TIMEOUT_S} s")
+                await asyncio.sleep(0.2)
+    return seconds
 
 
 async def _run_load(urls: List[Text], conversations: int, messages: int) -> Dict[str, Any]:
@@ -180,9 +216,12 @@ def main() -> None:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="lepton-load-") as workdir:
         folder = Path(workdir)
         endpoints = _endpoints(folder, args.replicas, stack)
-        urls = [_start_replica(args.model.resolve(), endpoints, folder, stack) for _ in range(args.replicas)]
-        asyncio.run(_wait_ready(urls))
-        result = asyncio.run(_run_load(urls, args.conversations, args.messages))
+        replicas = [_start_replica(args.model.resolve(), endpoints, folder, stack) for _ in range(args.replicas)]
+        first_answers = asyncio.run(_first_answers(replicas))
+        result = asyncio.run(_run_load([replica.url for replica in replicas], args.conversations, args.messages))
+        result["start_to_first_answer_s"] = first_answers
+        result["serving_rss_mb"] = [replica.memory_mb("VmRSS") for replica in replicas]
+        result["serving_peak_rss_mb"] = [replica.memory_mb("VmHWM") for replica in replicas]
     report = {
         "command": " ".join(["python -m benchmarks.load", *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
@@ -191,10 +230,7 @@ def main() -> None:
         "messages_per_conversation": args.messages,
         **result,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    publish(report, args.out)
 
 
 if __name__ == "__main__":

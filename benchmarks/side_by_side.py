@@ -3,9 +3,10 @@
     python -m benchmarks.side_by_side --out docs/side_by_side.json
     python -m benchmarks.side_by_side --lepton-model models/<archive>.tar.gz --out docs/side_by_side.json
 
-Trains two models on the same `data/`, `bot/domain.yml` and policies: `config.yml` as
-shipped, and `config.yml` with its pipeline replaced by the one `rasa init` writes (count
-vectors, DIET with entities, EntitySynonymMapper, ResponseSelector, FallbackClassifier).
+Trains two models, each by `rasa train --force` in its own process, on the same `data/`,
+`bot/domain.yml` and policies: `config.yml` as shipped, and `config.yml` with its pipeline
+replaced by the one `rasa init` writes (count vectors, DIET with entities,
+EntitySynonymMapper, ResponseSelector, FallbackClassifier).
 Both are loaded into one process and timed alternately, message by message, on the same
 held-out customer texts (`bot/faq_paraphrases.yml`, never trained on), so both see the same
 machine state:
@@ -21,10 +22,12 @@ ships one thread for the encoder); torch and TensorFlow are otherwise left at de
 
 import argparse
 import asyncio
-import json
+import logging
 import os
 import platform
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -34,16 +37,15 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import yaml
 
+from benchmarks.pipelines import diet, rasa_init_featurizers
+from benchmarks.reporting import publish
+
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT = REPO / "bot" / "faq_paraphrases.yml"
 
 STOCK_PIPELINE = [
-    {"name": "WhitespaceTokenizer"},
-    {"name": "RegexFeaturizer"},
-    {"name": "LexicalSyntacticFeaturizer"},
-    {"name": "CountVectorsFeaturizer"},
-    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
-    {"name": "DIETClassifier", "epochs": 100, "constrain_similarities": True},
+    *rasa_init_featurizers(),
+    diet(100),
     {"name": "EntitySynonymMapper"},
     {"name": "ResponseSelector", "epochs": 100, "constrain_similarities": True},
     {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1},
@@ -63,19 +65,20 @@ def stock_config(shipped: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def train(config_path: Path, output: Path) -> Dict[str, Any]:
-    from rasa.model_training import train as rasa_train
-
+    """`rasa train --force` in its own process, as a user runs it: a training's thread pools
+    (torch's, TensorFlow's) would otherwise slow the next training in the same process."""
+    command = [
+        str(Path(sys.executable).parent / "rasa"), "train", "--force",
+        "--domain", str(REPO / "bot" / "domain.yml"), "--data", str(REPO / "data"),
+        "--config", str(config_path), "--out", str(output),
+    ]
     started = time.perf_counter()
-    result = rasa_train(
-        domain=str(REPO / "bot" / "domain.yml"),
-        config=str(config_path),
-        training_files=[str(REPO / "data")],
-        output=str(output),
-        force_training=True,
-    )
-    if result.code != 0:
-        raise SystemExit(f"rasa train with {config_path} failed (code {result.code}); see the log above.")
-    return {"model": result.model, "train_s": round(time.perf_counter() - started, 1)}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    seconds = round(time.perf_counter() - started, 1)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    (archive,) = sorted(output.glob("*.tar.gz"))
+    return {"model": str(archive), "train_s": seconds}
 
 
 def percentiles(samples: Sequence[float]) -> Dict[str, float]:
@@ -100,10 +103,19 @@ def main() -> None:
         "--lepton-model", type=Path, default=None,
         help="an archive `make train` already built from config.yml, instead of training it again",
     )
+    parser.add_argument(
+        "--stock-model", type=Path, default=None,
+        help="an archive an earlier run trained with the stock pipeline, instead of training it again",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     from rasa.core.agent import Agent
+    from rasa.utils.log_utils import configure_structlog
+
+    # As `rasa run` logs by default: Rasa's debug events of every turn would cost both bots time.
+    logging.getLogger().setLevel(logging.INFO)
+    configure_structlog(logging.INFO)
 
     workdir = args.models or Path(tempfile.mkdtemp(prefix="side-by-side-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +127,12 @@ def main() -> None:
         if args.lepton_model
         else train(REPO / "config.yml", workdir / "lepton")
     )
-    systems = {"lepton (config.yml)": lepton, "stock (rasa init NLU pipeline)": train(stock_path, workdir / "stock")}
+    stock = (
+        {"model": str(args.stock_model), "train_s": None}
+        if args.stock_model
+        else train(stock_path, workdir / "stock")
+    )
+    systems = {"lepton (config.yml)": lepton, "stock (rasa init NLU pipeline)": stock}
     agents = {}
     for name, system in systems.items():
         started = time.perf_counter()
@@ -133,9 +150,9 @@ def main() -> None:
         for name, agent in agents.items():
             parse[name].append(timed(lambda: agent.parse_message(text)))
             turn[name].append(timed(lambda: agent.handle_text(text, sender_id=uuid.uuid4().hex)))
-    stock = "stock (rasa init NLU pipeline)"
+    stock_name = "stock (rasa init NLU pipeline)"
     report: Dict[str, Any] = {
-        "command": "python -m benchmarks.side_by_side",
+        "command": " ".join(["python -m benchmarks.side_by_side", *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
         "messages": len(texts),
         "peak_rss_mb_both_loaded": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -151,12 +168,10 @@ def main() -> None:
         for kind, samples in (("parse_message", parse), ("turn", turn)):
             for stat in ("p50_ms", "p95_ms"):
                 row[kind][f"{stat}_x_stock"] = round(
-                    float(np.percentile(samples[name], int(stat[1:3])) / np.percentile(samples[stock], int(stat[1:3]))), 2
+                    float(np.percentile(samples[name], int(stat[1:3])) / np.percentile(samples[stock_name], int(stat[1:3]))), 2
                 )
         report["systems"][name] = row
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    publish(report, args.out)
 
 
 if __name__ == "__main__":

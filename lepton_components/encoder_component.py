@@ -149,8 +149,8 @@ class EncoderComponent(GraphComponent):
         from lepton_components import torch_encoder
 
         torch_encoder.seed_everything(self.settings.random_seed)
-        # For training and serving alike; torch's thread pool is process-wide.
-        torch_encoder.apply_thread_setting(self.settings.num_threads)
+        # Torch's thread pool is process-wide: a server caps it, training may use every core.
+        torch_encoder.apply_thread_setting(self.settings.training_threads if for_training else self.settings.num_threads)
         self._device = torch_encoder.select_device(self.settings.device)
         self.tokenizer = torch_encoder.load_tokenizer(self._backbone_path)
         if self.needs_fast_tokenizer and not getattr(self.tokenizer, "is_fast", False):

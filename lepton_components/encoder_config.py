@@ -63,8 +63,12 @@ def default_encoder_config() -> Dict[Text, Any]:
         "random_seed": 42,
         # "auto" trains on a CUDA GPU when one is present, otherwise on the CPU.
         "device": "auto",
-        # CPU threads torch may use; null keeps torch's default.
+        # CPU threads torch and ONNX Runtime serve with, per process (set for a server;
+        # scale with replicas); null keeps the libraries' defaults.
         "num_threads": None,
+        # CPU threads torch trains with; null keeps torch's default (one per core):
+        # training is one process with the machine to itself.
+        "training_threads": None,
         # "int8": serve with int8 weights in every linear layer (dynamic
         # quantization) on the CPU: faster single-message inference at a small
         # accuracy cost (docs/benchmarks.md). Training always uses full precision.
@@ -99,6 +103,7 @@ class EncoderConfig:
     random_seed: int
     device: Text
     num_threads: Optional[int]
+    training_threads: Optional[int]
     inference_quantization: Text
     inference_backend: Text
     show_progress_bar: bool
@@ -144,6 +149,8 @@ class EncoderConfig:
         check.check_choice(name, "inference_backend", self.inference_backend, INFERENCE_BACKENDS)
         if self.num_threads is not None:
             check.check_number(name, "num_threads", self.num_threads, 1, integer=True, example=2)
+        if self.training_threads is not None:
+            check.check_number(name, "training_threads", self.training_threads, 1, integer=True, example=2)
         check.check_choice(name, "show_progress_bar", self.show_progress_bar, (True, False))
 
     @classmethod

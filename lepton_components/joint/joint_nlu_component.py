@@ -12,12 +12,19 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.shared.exceptions import InvalidConfigException
 
-from lepton_components import backbone, config_validation
+from lepton_components import backbone, config_validation, open_set
 from lepton_components.classifiers.bert_intent_classifier import (
     check_intent_config,
     check_intent_labels,
@@ -54,6 +61,8 @@ logger = logging.getLogger(__name__)
 RETRIEVAL_SEPARATOR = "/"
 # Answer classes below this probability leave the candidates to the cosine search.
 MIN_ANSWER_PROBABILITY = 0.05
+# Parse output: how like the bot's trained classes and knowledge-base questions a message is.
+OPEN_SET_SCORE = "open_set_score"
 
 
 @DefaultV1Recipe.register(
@@ -99,6 +108,14 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             # classifier to the NLU data's intents.
             "knowledge_base_intent": "faq",
             **search_default_config(),
+            # Open-set confidence ("none of these"): the cosine between a message's sentence
+            # vector and the nearest centroid of a trained class (intent or answer) or the
+            # nearest knowledge-base question, written as `open_set_score`. Below this
+            # threshold the message gets `open_set_intent` (confidence 1.0, first in the
+            # ranking) and no answer candidates, whatever the softmax says: it needs no list
+            # of out-of-scope topics (CLINC150 in docs/benchmarks.md). null: never rejects.
+            "open_set_threshold": None,
+            "open_set_intent": "nlu_fallback",
             # Weight of the cosine distance between the adapted and the frozen backbone's
             # sentence vector in the training loss; it keeps the sentence space the
             # knowledge-base search relies on. 0 trains on intents and tags alone.
@@ -118,6 +135,11 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         config_validation.check_number(
             name, "sentence_vector_weight", config["sentence_vector_weight"], 0, 10, example=0.5
         )
+        if config["open_set_threshold"] is not None:
+            config_validation.check_number(
+                name, "open_set_threshold", config["open_set_threshold"], -1, 1, example=0.45
+            )
+        config_validation.check_text(name, "open_set_intent", config["open_set_intent"], "out_of_scope")
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
@@ -147,6 +169,8 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         # Tag bigram counts of the training data, for Viterbi decoding (tag_decoding).
         self.transition_counts: Optional[List[List[int]]] = None
         self._log_transitions: Optional[np.ndarray] = None
+        # Centroids of the trained classes' sentence vectors, for `open_set_score`.
+        self._open_set: Optional[open_set.PrototypeScore] = None
         # How the trained model pools sentences; a loaded model keeps what it was trained with.
         self._normalize_embeddings = bool(config["normalize_embeddings"])
         self._search: Optional[KnowledgeSearch] = (
@@ -251,6 +275,10 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         )
         self.training_report = report.__dict__
         logger.info(f"{name} trained: {self.training_report}")
+        labelled = [(text, intent) for text, intent in zip(texts, intents) if intent]
+        self._open_set = open_set.PrototypeScore.fit(
+            self.encode([text for text, _ in labelled]), np.array([intent for _, intent in labelled])
+        )
         if self._search is not None:
             state = self._search.build()
             warn_shared_questions(
@@ -322,13 +350,44 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
                 entity_windows.append_entities(
                     message, self.add_extractor_name(entities), self.component_config["overlapping_entities"]
                 )
-        if self.state is not None:
-            found_candidates = self._search.candidates(predictions.sentence_vectors[rows])
-            for message, candidates, by_answer in zip(with_text, found_candidates, answer_probabilities):
-                if by_answer:
-                    candidates = self._search.with_classifier_scores(candidates, by_answer)
+        vectors = predictions.sentence_vectors[rows]
+        found_candidates = self._search.candidates(vectors) if self.state is not None else None
+        familiarity = self._familiarity(vectors, found_candidates)
+        for index, message in enumerate(with_text):
+            message.set(OPEN_SET_SCORE, round(float(familiarity[index]), 4), add_to_output=True)
+            unfamiliar = self._is_unfamiliar(float(familiarity[index]))
+            if unfamiliar:
+                self._write_open_set_intent(message)
+            if found_candidates is not None:
+                candidates = (
+                    []
+                    if unfamiliar
+                    else self._search.with_classifier_scores(found_candidates[index], answer_probabilities[index])
+                )
                 message.set(ANSWER_CANDIDATES, candidates, add_to_output=True)
         return messages
+
+    def _familiarity(
+        self, vectors: np.ndarray, candidates: Optional[List[List[Dict[Text, Any]]]]
+    ) -> np.ndarray:
+        """Per message, the better of the cosine to the nearest trained class's centroid and
+        to the nearest knowledge-base question: an answer added after training has no
+        centroid, but its questions are in the index."""
+        scores = self._open_set.score(vectors)
+        if candidates is not None:
+            nearest = [max((candidate["score"] for candidate in row), default=-1.0) for row in candidates]
+            scores = np.maximum(scores, np.asarray(nearest, dtype=np.float32))
+        return scores
+
+    def _is_unfamiliar(self, score: float) -> bool:
+        threshold = self.component_config["open_set_threshold"]
+        return threshold is not None and score < threshold
+
+    def _write_open_set_intent(self, message: Message) -> None:
+        """A message like nothing trained: `open_set_intent` first, the softmax's ranking after it for diagnosis."""
+        rejected = {INTENT_NAME_KEY: self.component_config["open_set_intent"], PREDICTED_CONFIDENCE_KEY: 1.0}
+        message.set(INTENT, rejected, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [rejected, *(message.get(INTENT_RANKING_KEY) or [])], add_to_output=True)
 
     def _split_answer_classes(
         self, probabilities: np.ndarray
@@ -406,13 +465,16 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         return "+".join(parts)
 
     def persist(self) -> None:
-        """Weights and metadata (EncoderComponent), then the index as FAISS bytes and its answers as JSON."""
+        """Weights and metadata (EncoderComponent), the class centroids as safetensors, then
+        the index as FAISS bytes and its answers as JSON."""
         super().persist()
-        if self.state is not None:
-            with self._model_storage.write_to(self._resource) as directory:
+        with self._model_storage.write_to(self._resource) as directory:
+            self._open_set.save(directory)
+            if self.state is not None:
                 self._search.write(directory, self._encoder_fingerprint(Path(directory)))
 
     def _restore(self, directory: Path, for_training: bool) -> None:
+        self._open_set = open_set.PrototypeScore.load(directory)
         super()._restore(directory, for_training)
         if self._search is None:
             return

@@ -124,7 +124,7 @@ class FaqAnswerPolicy(Policy):
     ) -> PolicyPrediction:
         abstain = self._prediction(self._default_predictions(domain))
         if tracker.latest_action_name != ACTION_LISTEN_NAME:
-            if tracker.latest_action_name in self._own_actions():
+            if self._replied_last(tracker):
                 # Inside a form, the form then asks for its slot again.
                 return self._predict(domain, tracker.active_loop_name or ACTION_LISTEN_NAME)
             return abstain
@@ -201,6 +201,19 @@ class FaqAnswerPolicy(Policy):
 
     def _own_actions(self) -> List[Text]:
         return [self.config["answer_action"], *self.suggest_actions.values()]
+
+    def _replied_last(self, tracker: DialogueStateTracker) -> bool:
+        """Whether the bot's latest action is this policy's reply: an answer or choices, or
+        a rephrase or handoff this policy chose. The bot then listens; no other policy knows
+        what follows a reply to, say, the knowledge-base intent, and Rasa's core fallback
+        would add "Sorry, I can't help" after it."""
+        latest = next((event for event in reversed(tracker.events) if isinstance(event, ActionExecuted)), None)
+        if latest is None:
+            return False
+        if latest.action_name in self._own_actions():
+            return True
+        chosen_here = latest.policy is not None and latest.policy.endswith(type(self).__name__)
+        return chosen_here and latest.action_name in (self.config["rephrase_action"], self.config["handoff_action"])
 
     def _asked_to_rephrase_last_turn(self, tracker: DialogueStateTracker) -> bool:
         """Whether the bot's last action before this message asked to rephrase."""

@@ -71,6 +71,7 @@ def tiny_config(tiny_bert_path: Path, **override: Any) -> Dict[Text, Any]:
         "learning_rate": 5e-3,
         "head_learning_rate": 3e-2,
         "num_threads": 1,
+        "training_threads": 1,
         "validation_fraction": 0.0,
         "show_progress_bar": False,
         "max_length": MAX_LENGTH,

@@ -113,6 +113,7 @@ def tiny_config(tiny_bert_path: Path, knowledge_base: Any, **override: Any) -> D
         "learning_rate": 5e-3,
         "head_learning_rate": 6e-2,
         "num_threads": 1,
+        "training_threads": 1,
         "validation_fraction": 0.0,
         "show_progress_bar": False,
         "max_length": MAX_LENGTH,
@@ -295,7 +296,8 @@ def test_output_has_the_shape_of_the_separate_components(
         component.process([separate])
     (joint,) = parse(trained, [text])
     mine, theirs = joint.as_dict(only_output_properties=True), separate.as_dict(only_output_properties=True)
-    assert set(mine) == set(theirs) == {"text", "intent", "intent_ranking", "entities", ANSWER_CANDIDATES}
+    # Plus the open-set score, which the separate components never had.
+    assert set(mine) - {"open_set_score"} == set(theirs) == {"text", "intent", "intent_ranking", "entities", ANSWER_CANDIDATES}
     assert set(mine["intent"]) == set(theirs["intent"]) == {"name", "confidence"}
     assert mine["intent"] == mine["intent_ranking"][0]
     assert [set(entry) for entry in mine["intent_ranking"]] == [set(entry) for entry in theirs["intent_ranking"]]
@@ -339,6 +341,41 @@ def test_empty_message_gets_no_intent_and_no_pass(trained: JointNluComponent) ->
     assert calls.count == 0
     assert message.get("intent") == {"name": None, "confidence": 0.0} and message.get("intent_ranking") == []
     assert message.get("entities") is None and message.get(ANSWER_CANDIDATES) is None
+
+
+# ------------------------------------------------------------------ "none of these"
+
+GIBBERISH = "zebra quantum violin marmalade"
+
+
+def test_every_message_gets_an_open_set_score_and_training_texts_score_high(trained: JointNluComponent) -> None:
+    familiar, unlike = parse(trained, ["bye see you later", GIBBERISH])
+    assert -1.0 <= unlike.get("open_set_score") < familiar.get("open_set_score") <= 1.0
+    # Nothing is rejected without a threshold: the softmax's intent stands.
+    assert unlike.get("intent")["name"] in trained.labels
+
+
+def test_below_the_open_set_threshold_a_message_is_none_of_these(trained, storage, config) -> None:
+    scores = [m.get("open_set_score") for m in parse(trained, ["bye see you later", GIBBERISH])]
+    threshold = (scores[0] + scores[1]) / 2
+    loaded = load(storage, config, open_set_threshold=threshold, open_set_intent="out_of_scope")
+    familiar, unlike = parse(loaded, ["bye see you later", GIBBERISH])
+    assert familiar.get("intent")["name"] == "goodbye" and familiar.get(ANSWER_CANDIDATES)
+    assert unlike.get("intent") == {"name": "out_of_scope", "confidence": 1.0}
+    ranking = unlike.get("intent_ranking")
+    assert ranking[0] == unlike.get("intent") and {entry["name"] for entry in ranking[1:]} <= set(trained.labels)
+    # "None of these" covers the answers too: no candidate for the policy to answer with.
+    assert unlike.get(ANSWER_CANDIDATES) == []
+
+
+def test_an_answer_added_after_training_is_familiar_through_its_questions(trained, storage, config, kb_restored) -> None:
+    question = "can i talk to a human agent please"
+    before = parse(trained, [question])[0].get("open_set_score")
+    kb_restored.write_text(KB + NEW_ANSWER, encoding="utf-8")
+    loaded = load(storage, config, open_set_threshold=min(0.99, before + 1e-3))
+    (message,) = parse(loaded, [question])
+    assert message.get("open_set_score") == pytest.approx(1.0, abs=1e-3)
+    assert message.get(ANSWER_CANDIDATES)[0]["id"] == "human_agent"
 
 
 # ------------------------------------------------------------------ knowledge base
@@ -496,7 +533,10 @@ def test_artefacts_are_safetensors_json_and_index_bytes_only(trained, storage, k
         index_metadata = json.loads((folder / "knowledge_base.json").read_text())
         adapter_hash = hashlib.sha256((folder / "adapter.safetensors").read_bytes()).hexdigest()
         metadata = json.loads((folder / "metadata.json").read_text())
-    assert names == ["adapter.safetensors", "head.safetensors", "index.faiss", "knowledge_base.json", "metadata.json"]
+    assert names == [
+        "adapter.safetensors", "head.safetensors", "index.faiss", "knowledge_base.json", "metadata.json",
+        "open_set.safetensors",
+    ]
     assert sorted(head) == ["intent.bias", "intent.weight", "tags.bias", "tags.weight"]
     assert index.ntotal == 6
     assert index_metadata["knowledge_base_sha256"] == hashlib.sha256(KB.encode()).hexdigest()
@@ -520,8 +560,12 @@ def _copy_of_the_archive(storage: LocalModelStorage, tmp_path: Path) -> LocalMod
         lambda folder: (folder / "index.faiss").write_bytes((folder / "index.faiss").read_bytes()[:40]),
         lambda folder: (folder / "knowledge_base.json").write_text("[", encoding="utf-8"),
         lambda folder: (folder / "index.faiss").unlink(),
+        lambda folder: (folder / "open_set.safetensors").unlink(),
     ],
-    ids=["metadata-not-json", "head-truncated", "adapter-missing", "index-truncated", "answers-not-json", "index-missing"],
+    ids=[
+        "metadata-not-json", "head-truncated", "adapter-missing", "index-truncated", "answers-not-json",
+        "index-missing", "centroids-missing",
+    ],
 )
 def test_a_damaged_archive_stops_loading_with_the_fix(trained, storage, config, tmp_path, damage) -> None:
     copy = _copy_of_the_archive(storage, tmp_path)
@@ -621,7 +665,7 @@ def test_head_only_with_a_knowledge_base_persists_and_loads(storage, tiny_bert_p
     with storage.read_from(Resource("head-only")) as directory:
         names = sorted(path.name for path in Path(directory).iterdir())
         fingerprint = json.loads((Path(directory) / "knowledge_base.json").read_text())["encoder_fingerprint"]
-    assert names == ["head.safetensors", "index.faiss", "knowledge_base.json", "metadata.json"]
+    assert names == ["head.safetensors", "index.faiss", "knowledge_base.json", "metadata.json", "open_set.safetensors"]
     assert fingerprint == backbone.backbone_fingerprint(tiny_bert_path)
     loaded = JointNluComponent.load(config, storage, Resource("head-only"), context())
     texts = INTENT_TEXTS + ["how much is shipping"]
@@ -657,6 +701,8 @@ def test_untrained_component_leaves_messages_alone(create_component, tiny_bert_p
         ({"ranking_length": -1}, "`ranking_length` must be an integer >= 0, got -1"),
         ({"overlapping_entities": "merge"}, "`overlapping_entities` must be one of 'skip', 'keep', got 'merge'"),
         ({"inference_backend": "tensorrt"}, "`inference_backend` must be one of 'torch', 'onnxruntime'"),
+        ({"open_set_threshold": 1.5}, "`open_set_threshold` must be a number >= -1 and <= 1, got 1.5"),
+        ({"open_set_intent": ""}, "`open_set_intent` must be a non-empty text"),
     ],
 )
 def test_bad_config_is_refused_with_the_fix(create_component, tiny_bert_path, kb_path, override, message) -> None:

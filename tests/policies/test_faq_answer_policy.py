@@ -171,6 +171,17 @@ def test_listens_after_its_own_answer(policy) -> None:
     assert predicted(policy, tracker)[0] == ACTION_LISTEN_NAME
 
 
+@pytest.mark.parametrize("reply", ["utter_please_rephrase", "utter_handoff"])
+def test_listens_after_a_rephrase_or_handoff_it_chose_and_only_then(policy, reply) -> None:
+    """The knowledge-base intent has no rule: without this the core fallback would add
+    "Sorry, I can't help" after the bot's own request to rephrase."""
+    question = user("faq", 0.97, [candidate("a", 0.2)])
+    chosen_here = tracker_for(question, ActionExecuted(reply, policy="FaqAnswerPolicy"))
+    assert predicted(policy, chosen_here)[0] == ACTION_LISTEN_NAME
+    by_a_rule = tracker_for(user("nlu_fallback", 0.3, []), ActionExecuted(reply, policy="RulePolicy"))
+    assert predicted(policy, by_a_rule) == (None, [])
+
+
 def test_domain_without_its_responses_is_refused_at_training(policy) -> None:
     with pytest.raises(InvalidConfigException, match="missing responses .*utter_faq_answer"):
         policy.train([], Domain.from_yaml('version: "3.1"\nintents: [greet]'))
