@@ -86,6 +86,11 @@ def _endpoints(folder: Path, replicas: int, stack: ExitStack) -> Path:
     return path
 
 
+def _answered(status: int, body: Any) -> bool:
+    """A reply counts when it is a 200 with at least one message that has text."""
+    return status == 200 and any(message.get("text") for message in body or [])
+
+
 @dataclasses.dataclass
 class Replica:
     url: Text
@@ -145,7 +150,7 @@ async def _first_answers(replicas: List[Replica]) -> List[float]:
                         json={"sender": f"warm-{uuid.uuid4().hex}", "message": "hi"},
                         headers=REST_AUTH,
                     ) as reply:
-                        if reply.status == 200 and any(m.get("text") for m in await reply.json(content_type=None)):
+                        if _answered(reply.status, await reply.json(content_type=None)):
                             seconds.append(round(time.monotonic() - replica.started, 1))
                             break
                 except aiohttp.ClientError:
@@ -177,7 +182,7 @@ async def _run_load(urls: List[Text], conversations: int, messages: int) -> Dict
                     f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, headers=REST_AUTH
                 ) as reply:
                     body = await reply.json(content_type=None)
-                    if reply.status != 200 or not any(m.get("text") for m in body or []):
+                    if not _answered(reply.status, body):
                         errors.append(f"{reply.status}: {str(body)[:120]}")
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 errors.append(f"{type(error).__name__}: {error}")

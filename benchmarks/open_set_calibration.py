@@ -52,8 +52,7 @@ def main() -> None:
 
     async def scores() -> List[float]:
         parsed = [await agent.parse_message(question) for question in questions]
-        missing = [p["text"] for p in parsed if "open_set_score" not in p]
-        if missing:
+        if any("open_set_score" not in p for p in parsed):
             raise SystemExit("The model writes no `open_set_score`: it needs JointNluComponent (config.yml).")
         return [p["open_set_score"] for p in parsed]
 
