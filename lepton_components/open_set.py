@@ -3,8 +3,8 @@
 A softmax over the known intents always picks one of them, and is confidently wrong on a
 message that belongs to none (the closed-world problem). The score here needs no list of
 out-of-scope topics: the cosine between a message's sentence vector and the nearest intent
-centroid, from the same fine-tuned encoder that classifies the intent, so it costs one
-small matrix product and no second encoder pass. On CLINC150 it ranked in-scope above
+centroid (optionally also the nearest training example), from the same fine-tuned encoder
+that classifies the intent, so it costs one small matrix product and no second encoder pass. On CLINC150 it ranked in-scope above
 out-of-scope questions best of max softmax (with or without a fitted temperature), energy,
 Mahalanobis and k-nearest-neighbour cosine (AUROC 0.985, docs/benchmarks.md).
 
@@ -41,27 +41,38 @@ class PrototypeScore:
     examples, low for one unlike every intent, whatever its topic.
 
     ``centroids`` holds one unit-length mean of unit-length training vectors per intent.
+    ``examples`` (optional, `fit(..., keep_examples=True)`) are the unit-length training
+    vectors themselves; with them the score is the better of the nearest centroid and the
+    nearest example, so a short phrasing close to one example of a broad intent ("can you
+    track it for me" beside "track my order") is not turned away because the intent's
+    centroid averages many other phrasings.
     ``reference`` (sorted scores of held-out in-scope questions, set by `with_reference`)
     makes `confidence` available; ``threshold`` is optional.
     """
 
     centroids: np.ndarray
+    examples: Optional[np.ndarray] = None
     reference: Optional[np.ndarray] = None
     threshold: Optional[float] = None
 
     @classmethod
-    def fit(cls, training_vectors: np.ndarray, labels: np.ndarray) -> "PrototypeScore":
-        """One centroid per distinct label, in sorted label order."""
+    def fit(cls, training_vectors: np.ndarray, labels: np.ndarray, keep_examples: bool = False) -> "PrototypeScore":
+        """One centroid per distinct label, in sorted label order (and the training vectors
+        themselves with ``keep_examples``)."""
         unit = unit_length(training_vectors)
         labels = np.asarray(labels)
         if len(labels) != len(unit) or not len(unit):
             raise ValueError(f"Need one label per training vector, got {len(labels)} labels for {len(unit)} vectors.")
         means = np.stack([unit[labels == label].mean(axis=0) for label in np.unique(labels)])
-        return cls(centroids=unit_length(means))
+        return cls(centroids=unit_length(means), examples=unit if keep_examples else None)
 
     def score(self, vectors: np.ndarray) -> np.ndarray:
         """One score per row of ``vectors``, in [-1, 1]; higher means more in-scope."""
-        return (unit_length(np.atleast_2d(vectors)) @ self.centroids.T).max(axis=1)
+        unit = unit_length(np.atleast_2d(vectors))
+        scores = (unit @ self.centroids.T).max(axis=1)
+        if self.examples is not None:
+            scores = np.maximum(scores, (unit @ self.examples.T).max(axis=1))
+        return scores
 
     def with_reference(self, in_scope_vectors: np.ndarray) -> "PrototypeScore":
         """A copy whose `confidence` compares with these held-out in-scope questions (never
@@ -84,8 +95,10 @@ class PrototypeScore:
     def to_arrays(self) -> Dict[str, np.ndarray]:
         """Everything needed to score again, as named numpy arrays (empty / NaN: not set)."""
         reference = np.zeros(0) if self.reference is None else self.reference
+        examples = np.zeros((0, self.centroids.shape[1])) if self.examples is None else self.examples
         return {
             "centroids": np.ascontiguousarray(self.centroids, dtype=np.float32),
+            "examples": np.ascontiguousarray(examples, dtype=np.float32),
             "reference": np.ascontiguousarray(reference, dtype=np.float32),
             "threshold": np.array([np.nan if self.threshold is None else self.threshold], dtype=np.float64),
         }
@@ -95,6 +108,8 @@ class PrototypeScore:
         threshold = float(arrays["threshold"][0])
         return cls(
             centroids=np.asarray(arrays["centroids"], dtype=np.float32),
+            # Absent from scorers saved before examples were kept: those score by centroids.
+            examples=np.asarray(arrays["examples"], dtype=np.float32) if len(arrays.get("examples", ())) else None,
             reference=np.asarray(arrays["reference"], dtype=np.float32) if len(arrays["reference"]) else None,
             threshold=None if np.isnan(threshold) else threshold,
         )

@@ -65,6 +65,19 @@ def test_prototype_score_is_the_cosine_to_the_nearest_intent_centroid() -> None:
         open_set.PrototypeScore.fit(vectors, np.array(["a", "b"]))
 
 
+def test_with_examples_a_message_beside_one_example_of_a_spread_intent_scores_as_that_example() -> None:
+    # Intent "a" has phrasings along x and along y; its centroid sits between them.
+    vectors = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    labels = np.array(["a", "a", "b"])
+    near_one_phrasing = np.array([[0.95, 0.05, 0.0]])
+    centroids_only = open_set.PrototypeScore.fit(vectors, labels).score(near_one_phrasing)
+    with_examples = open_set.PrototypeScore.fit(vectors, labels, keep_examples=True).score(near_one_phrasing)
+    assert centroids_only[0] < 0.8 < with_examples[0]
+    np.testing.assert_allclose(with_examples, open_set.unit_length(near_one_phrasing) @ vectors[0], atol=1e-6)
+    # Far from every example and centroid, it stays low either way.
+    assert open_set.PrototypeScore.fit(vectors, labels, keep_examples=True).score(np.array([[-1.0, -1.0, -1.0]]))[0] < 0
+
+
 def test_k_nearest_cosines_of_the_benchmark_are_the_kth_most_similar_examples() -> None:
     from benchmarks.clinc150 import top_cosines
 
@@ -112,7 +125,17 @@ def test_saved_scorer_scores_exactly_as_before_with_its_reference_and_threshold(
     # Plain arrays only: the file holds nothing that could run code when read.
     from safetensors.numpy import load_file
 
-    assert set(load_file(str(tmp_path / open_set.SCORER_FILE))) == {"centroids", "reference", "threshold"}
+    assert set(load_file(str(tmp_path / open_set.SCORER_FILE))) == {"centroids", "examples", "reference", "threshold"}
+
+
+def test_a_saved_scorer_with_examples_scores_exactly_as_before(tmp_path: Path) -> None:
+    train, labels, queries, _, outliers = clusters()
+    scorer = open_set.PrototypeScore.fit(train, labels, keep_examples=True)
+    scorer.save(tmp_path)
+    loaded = open_set.PrototypeScore.load(tmp_path)
+    both = np.concatenate([queries, outliers])
+    np.testing.assert_array_equal(loaded.score(both), scorer.score(both))
+    assert loaded.examples is not None and loaded.examples.shape == train.shape
 
 
 def test_threshold_maximises_in_scope_accuracy_plus_out_of_scope_recall() -> None:

@@ -63,6 +63,7 @@ RETRIEVAL_SEPARATOR = "/"
 MIN_ANSWER_PROBABILITY = 0.05
 # Parse output: how like the bot's trained classes and knowledge-base questions a message is.
 OPEN_SET_SCORE = "open_set_score"
+OPEN_SET_REJECTED_RANKING = "open_set_rejected_ranking"
 
 
 @DefaultV1Recipe.register(
@@ -109,8 +110,9 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             "knowledge_base_intent": "faq",
             **search_default_config(),
             # Open-set confidence ("none of these"): the cosine between a message's sentence
-            # vector and the nearest centroid of a trained class (intent or answer) or the
-            # nearest knowledge-base question, written as `open_set_score`. Below this
+            # vector and the nearest centroid of a trained class (intent or answer), the
+            # nearest training example or the nearest knowledge-base question, written as
+            # `open_set_score`. Below this
             # threshold the message gets `open_set_intent` (confidence 1.0, first in the
             # ranking) and no answer candidates, whatever the softmax says: it needs no list
             # of out-of-scope topics (CLINC150 in docs/benchmarks.md). null: never rejects.
@@ -169,7 +171,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         # Tag bigram counts of the training data, for Viterbi decoding (tag_decoding).
         self.transition_counts: Optional[List[List[int]]] = None
         self._log_transitions: Optional[np.ndarray] = None
-        # Centroids of the trained classes' sentence vectors, for `open_set_score`.
+        # Centroids and vectors of the training examples, for `open_set_score`.
         self._open_set: Optional[open_set.PrototypeScore] = None
         # How the trained model pools sentences; a loaded model keeps what it was trained with.
         self._normalize_embeddings = bool(config["normalize_embeddings"])
@@ -277,7 +279,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         logger.info(f"{name} trained: {self.training_report}")
         labelled = [(text, intent) for text, intent in zip(texts, intents) if intent]
         self._open_set = open_set.PrototypeScore.fit(
-            self.encode([text for text, _ in labelled]), np.array([intent for _, intent in labelled])
+            self.encode([text for text, _ in labelled]), np.array([intent for _, intent in labelled]), keep_examples=True
         )
         if self._search is not None:
             state = self._search.build()
@@ -370,9 +372,9 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
     def _familiarity(
         self, vectors: np.ndarray, candidates: Optional[List[List[Dict[Text, Any]]]]
     ) -> np.ndarray:
-        """Per message, the better of the cosine to the nearest trained class's centroid and
-        to the nearest knowledge-base question: an answer added after training has no
-        centroid, but its questions are in the index."""
+        """Per message, the best of the cosines to the nearest trained class's centroid, to
+        the nearest training example and to the nearest knowledge-base question: an answer
+        added after training has no centroid, but its questions are in the index."""
         scores = self._open_set.score(vectors)
         if candidates is not None:
             nearest = [max((candidate["score"] for candidate in row), default=-1.0) for row in candidates]
@@ -384,10 +386,14 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         return threshold is not None and score < threshold
 
     def _write_open_set_intent(self, message: Message) -> None:
-        """A message like nothing trained: `open_set_intent` first, the softmax's ranking after it for diagnosis."""
+        """A message like nothing trained: `open_set_intent` is the whole ranking, and the
+        softmax's ranking moves to `open_set_rejected_ranking` for diagnosis. Left in the
+        ranking, a runner-up close to 1.0 would make FallbackClassifier call the rejection
+        ambiguous and ask the customer to rephrase an off-topic question."""
         rejected = {INTENT_NAME_KEY: self.component_config["open_set_intent"], PREDICTED_CONFIDENCE_KEY: 1.0}
+        message.set(OPEN_SET_REJECTED_RANKING, message.get(INTENT_RANKING_KEY) or [], add_to_output=True)
         message.set(INTENT, rejected, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, [rejected, *(message.get(INTENT_RANKING_KEY) or [])], add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [rejected], add_to_output=True)
 
     def _split_answer_classes(
         self, probabilities: np.ndarray

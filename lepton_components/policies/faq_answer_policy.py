@@ -47,8 +47,8 @@ class FaqAnswerPolicy(Policy):
             # message is shaped like a knowledge-base question, the candidates say which.
             "trigger_intents": ["nlu_fallback", "out_of_scope", "faq"],
             # Of those, the ones where no good candidate leads to "please rephrase" and
-            # then a handoff; for the others (out_of_scope) the policy then abstains and
-            # the bot's own rules answer.
+            # then a handoff; for the others (out_of_scope) the policy abstains and the
+            # bot's own rules answer, unless the previous turn was deflected too.
             "fallback_intents": ["nlu_fallback", "faq"],
             # A candidate this close to a knowledge-base question is answered whatever
             # the intent (e.g. a clicked suggestion, which sends the question itself).
@@ -67,6 +67,10 @@ class FaqAnswerPolicy(Policy):
             "suggest_actions": {2: "utter_faq_suggest_2", 3: "utter_faq_suggest_3"},
             "choice_slots": ["faq_choice_1", "faq_choice_2", "faq_choice_3"],
             "rephrase_action": "utter_please_rephrase",
+            # The bot's reply to `out_of_scope` (its rules send it). A customer the bot
+            # could not help twice in a row - asked to rephrase, or told it is out of
+            # scope - is handed over instead of being deflected a second time.
+            "out_of_scope_action": "utter_out_of_scope",
             "handoff_action": "utter_handoff",
         }
 
@@ -101,7 +105,13 @@ class FaqAnswerPolicy(Policy):
 
     def _check_domain(self, domain: Domain) -> None:
         config = self.config
-        actions = [config["answer_action"], config["rephrase_action"], config["handoff_action"], *self.suggest_actions.values()]
+        actions = [
+            config["answer_action"],
+            config["rephrase_action"],
+            config["out_of_scope_action"],
+            config["handoff_action"],
+            *self.suggest_actions.values(),
+        ]
         missing_actions = [name for name in actions if name not in domain.action_names_or_texts]
         slots = [config["answer_slot"], *config["choice_slots"]]
         missing_slots = [name for name in slots if name not in [slot.name for slot in domain.slots]]
@@ -142,14 +152,14 @@ class FaqAnswerPolicy(Policy):
         if not triggered and best_score < self.config["override_threshold"]:
             if confidence >= self.config["intent_confidence_ceiling"] or best_score < self.thresholds.answer:
                 return abstain
-        decision = decide(candidates, self.thresholds, self._asked_to_rephrase_last_turn(tracker))
+        decision = decide(candidates, self.thresholds, self._deflected_last_turn(tracker))
         if not triggered and decision.kind != ANSWER:
             return abstain
         logger.debug(f"{type(self).__name__}: {decision.kind} for intent {intent!r}, candidates {[(c['id'], c['score']) for c in candidates]}")
         answered = self._predict_decision(tracker, domain, message, decision)
         if answered is not None:
             return answered
-        if intent is not None and intent not in self.config["fallback_intents"]:
+        if intent is not None and intent not in self.config["fallback_intents"] and decision.kind != HANDOFF:
             return abstain
         action = self.config["handoff_action"] if decision.kind == HANDOFF else self.config["rephrase_action"]
         return self._predict(domain, action)
@@ -215,8 +225,9 @@ class FaqAnswerPolicy(Policy):
         chosen_here = latest.policy is not None and latest.policy.endswith(type(self).__name__)
         return chosen_here and latest.action_name in (self.config["rephrase_action"], self.config["handoff_action"])
 
-    def _asked_to_rephrase_last_turn(self, tracker: DialogueStateTracker) -> bool:
-        """Whether the bot's last action before this message asked to rephrase."""
+    def _deflected_last_turn(self, tracker: DialogueStateTracker) -> bool:
+        """Whether the bot's last action before this message asked to rephrase or said the
+        request was out of scope: the customer was not helped then either."""
         seen_latest_message = False
         for event in reversed(tracker.events):
             if isinstance(event, UserUttered):
@@ -224,7 +235,7 @@ class FaqAnswerPolicy(Policy):
                     return False
                 seen_latest_message = True
             elif isinstance(event, ActionExecuted) and seen_latest_message and event.action_name != ACTION_LISTEN_NAME:
-                return event.action_name == self.config["rephrase_action"]
+                return event.action_name in (self.config["rephrase_action"], self.config["out_of_scope_action"])
         return False
 
     @staticmethod

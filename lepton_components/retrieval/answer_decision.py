@@ -41,7 +41,7 @@ class Decision:
 
 
 def decide(
-    candidates: Sequence[Dict[Text, Any]], thresholds: Thresholds, asked_to_rephrase_last_turn: bool
+    candidates: Sequence[Dict[Text, Any]], thresholds: Thresholds, deflected_last_turn: bool
 ) -> Decision:
     """Picks the next step from candidates sorted best first."""
     if candidates:
@@ -54,4 +54,4 @@ def decide(
             return Decision(SUGGEST, close)
         if len(close) == 1 and best["score"] >= thresholds.answer:
             return Decision(ANSWER, [best])
-    return Decision(HANDOFF if asked_to_rephrase_last_turn else REPHRASE, [])
+    return Decision(HANDOFF if deflected_last_turn else REPHRASE, [])

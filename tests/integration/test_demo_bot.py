@@ -133,7 +133,9 @@ def test_an_approved_answer_is_filled_with_the_order_number_from_an_earlier_turn
 
 def test_not_understood_twice_hands_over_to_a_human(demo_agent: Any) -> None:
     sender = uuid.uuid4().hex
-    assert _talk(demo_agent, sender, "blorp fnord zzkx") == [_response_text(demo_agent, "utter_please_rephrase")]
+    deflections = {_response_text(demo_agent, name) for name in ("utter_please_rephrase", "utter_out_of_scope")}
+    first = _talk(demo_agent, sender, "blorp fnord zzkx")
+    assert len(first) == 1 and first[0] in deflections
     assert _response_text(demo_agent, "utter_handoff") in _talk(demo_agent, sender, "qwpoe ruty xmcn")
 
 

@@ -362,10 +362,23 @@ def test_below_the_open_set_threshold_a_message_is_none_of_these(trained, storag
     familiar, unlike = parse(loaded, ["bye see you later", GIBBERISH])
     assert familiar.get("intent")["name"] == "goodbye" and familiar.get(ANSWER_CANDIDATES)
     assert unlike.get("intent") == {"name": "out_of_scope", "confidence": 1.0}
-    ranking = unlike.get("intent_ranking")
-    assert ranking[0] == unlike.get("intent") and {entry["name"] for entry in ranking[1:]} <= set(trained.labels)
+    assert unlike.get("intent_ranking") == [unlike.get("intent")]
+    # What the softmax would have said stays visible for diagnosis.
+    assert {entry["name"] for entry in unlike.get("open_set_rejected_ranking")} <= set(trained.labels)
     # "None of these" covers the answers too: no candidate for the policy to answer with.
     assert unlike.get(ANSWER_CANDIDATES) == []
+
+
+def test_a_rejected_message_stays_out_of_scope_through_the_fallback_classifier(trained, storage, config) -> None:
+    from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+
+    scores = [m.get("open_set_score") for m in parse(trained, ["bye see you later", GIBBERISH])]
+    loaded = load(storage, config, open_set_threshold=(scores[0] + scores[1]) / 2, open_set_intent="out_of_scope")
+    (unlike,) = parse(loaded, [GIBBERISH])
+    # ambiguity_threshold 1.0: any runner-up in the ranking at all would count as ambiguous.
+    fallback = FallbackClassifier({**FallbackClassifier.get_default_config(), "threshold": 0.5, "ambiguity_threshold": 1.0})
+    (after,) = fallback.process([unlike])
+    assert after.get("intent")["name"] == "out_of_scope"
 
 
 def test_an_answer_added_after_training_is_familiar_through_its_questions(trained, storage, config, kb_restored) -> None:

@@ -30,6 +30,7 @@ responses:
   utter_faq_suggest_3: [{text: "Which one?"}]
   utter_please_rephrase: [{text: "Rephrase please"}]
   utter_handoff: [{text: "A human will help"}]
+  utter_out_of_scope: [{text: "I only help with the shop"}]
   utter_greet: [{text: "Hi"}]
 """
 )
@@ -136,6 +137,29 @@ def test_near_exact_question_is_answered_whatever_the_intent(policy) -> None:
 
 def test_out_of_scope_without_a_good_answer_is_left_to_the_rules(policy) -> None:
     assert predicted(policy, tracker_for(user("out_of_scope", 0.95, [candidate("a", 0.2)]))) == (None, [])
+
+
+@pytest.mark.parametrize("deflection", ["utter_out_of_scope", "utter_please_rephrase"])
+def test_out_of_scope_right_after_a_deflection_hands_over(policy, deflection) -> None:
+    second = tracker_for(
+        user("nlu_fallback", 0.3, [candidate("a", 0.2)]),
+        ActionExecuted(deflection),
+        BotUttered("..."),
+        ActionExecuted(ACTION_LISTEN_NAME),
+        user("out_of_scope", 1.0, [candidate("a", 0.2)]),
+    )
+    assert predicted(policy, second)[0] == "utter_handoff"
+
+
+def test_out_of_scope_after_an_answered_turn_is_left_to_the_rules(policy) -> None:
+    second = tracker_for(
+        user("greet", 0.99, []),
+        ActionExecuted("utter_greet"),
+        BotUttered("Hi"),
+        ActionExecuted(ACTION_LISTEN_NAME),
+        user("out_of_scope", 1.0, [candidate("a", 0.2)]),
+    )
+    assert predicted(policy, second) == (None, [])
 
 
 def in_form(*events: Any) -> DialogueStateTracker:

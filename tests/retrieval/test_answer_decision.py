@@ -12,7 +12,7 @@ def candidates(*scores: float):
 
 
 def test_clear_winner_is_answered() -> None:
-    decision = decide(candidates(0.8, 0.5, 0.4), THRESHOLDS, asked_to_rephrase_last_turn=False)
+    decision = decide(candidates(0.8, 0.5, 0.4), THRESHOLDS, deflected_last_turn=False)
     assert decision.kind == ANSWER and decision.candidates[0]["id"] == "a0"
 
 
@@ -35,8 +35,8 @@ def test_runner_up_below_suggest_threshold_does_not_block_the_answer() -> None:
 
 @pytest.mark.parametrize("scores", [(0.3, 0.2), (0.5,), ()])
 def test_nothing_good_enough_asks_to_rephrase_then_hands_off(scores) -> None:
-    assert decide(candidates(*scores), THRESHOLDS, asked_to_rephrase_last_turn=False).kind == REPHRASE
-    assert decide(candidates(*scores), THRESHOLDS, asked_to_rephrase_last_turn=True).kind == HANDOFF
+    assert decide(candidates(*scores), THRESHOLDS, deflected_last_turn=False).kind == REPHRASE
+    assert decide(candidates(*scores), THRESHOLDS, deflected_last_turn=True).kind == HANDOFF
 
 
 def test_inconsistent_thresholds_are_refused() -> None:
