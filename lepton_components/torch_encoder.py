@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Text, Tuple
 
 import numpy as np
+import threadpoolctl
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -38,9 +39,13 @@ def select_device(choice: Text) -> torch.device:
 
 
 def apply_thread_setting(num_threads: int) -> None:
-    """Caps torch's CPU threads, e.g. to leave cores to other server processes."""
+    """Caps the process's CPU thread pools, torch's and the BLAS numpy calls, e.g. to leave
+    cores to other server processes. The BLAS cap matters as much: after each numpy product
+    of a message (open-set scores, candidate search) an idle OpenBLAS worker spins on
+    `sched_yield`, which under load took half a core from the server's one Python thread."""
     if num_threads:
         torch.set_num_threads(num_threads)
+        threadpoolctl.threadpool_limits(limits=num_threads, user_api="blas")
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:

@@ -33,6 +33,8 @@ Enable it in `endpoints.yml`::
       username: postgres
 """
 
+import itertools
+import json
 import logging
 import time
 from contextlib import contextmanager
@@ -49,9 +51,11 @@ from rasa.core.tracker_store import (
     create_engine_kwargs,
 )
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import ConnectionException, InvalidConfigException
 
+from lepton_components.stores.conversation_cache import CachedConversation, ConversationCache
 from lepton_components.stores.store_startup import fails_loudly, quoted, require_sql_driver
 
 if TYPE_CHECKING:
@@ -66,6 +70,9 @@ STORE_TYPE = "lepton_components.stores.strict_tracker_store.StrictSQLTrackerStor
 DEFAULT_CONNECT_TIMEOUT = 5
 # Seconds to keep retrying at startup, for databases started alongside the bot.
 DEFAULT_STARTUP_TIMEOUT = 30
+# Conversations kept in memory between messages (conversation_cache.py); a 20-message
+# conversation of the demo bot takes about 100 kB.
+DEFAULT_CACHED_CONVERSATIONS = 500
 
 
 class TrackerStoreUnavailable(ConnectionException):
@@ -106,6 +113,14 @@ def _non_negative(key: Text, value: Any) -> float:
     return number
 
 
+def _whole_number(key: Text, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidConfigException(
+            f"`tracker_store.{key}` must be a whole number >= 0, got {value!r}. Example: `{key}: 500` (0: none)."
+        )
+    return value
+
+
 def _wait_for_database(url: Union[Text, "sa.engine.URL"], startup_timeout: float) -> None:
     """Connect once, retrying for `startup_timeout` seconds; raise if it never works."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -128,8 +143,11 @@ class StrictSQLTrackerStore(SQLTrackerStore):
     """`SQLTrackerStore` whose database errors raise `TrackerStoreUnavailable`.
 
     Reads and writes the same `events` table as Rasa's store. Extra endpoint keys:
-    `connect_timeout` (seconds per PostgreSQL connection attempt) and
-    `startup_timeout` (seconds to wait for the database when the replica starts).
+    `connect_timeout` (seconds per PostgreSQL connection attempt),
+    `startup_timeout` (seconds to wait for the database when the replica starts) and
+    `cached_conversations` (recently used conversations kept in memory and checked
+    against the database's newest event row before each use; 0 rebuilds every
+    conversation from its rows on every message, as Rasa does).
     """
 
     @fails_loudly(quoted(STORE_TYPE))
@@ -147,12 +165,16 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         query: Optional[Dict] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        cached_conversations: int = DEFAULT_CACHED_CONVERSATIONS,
         **kwargs: Dict[Text, Any],
     ) -> None:
         """Check the driver is installed and the database reachable, then let Rasa create the `events` table."""
         require_sql_driver(dialect, quoted(STORE_TYPE))
         connect_timeout = _non_negative("connect_timeout", connect_timeout)
         startup_timeout = _non_negative("startup_timeout", startup_timeout)
+        self._cache: ConversationCache[DialogueStateTracker] = ConversationCache(
+            _whole_number("cached_conversations", cached_conversations)
+        )
         query = dict(query or {})
         if dialect.startswith("postgresql"):
             # libpq takes whole seconds and treats 0 as "wait for ever".
@@ -179,9 +201,19 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             raise _unavailable(self.where, error) from error
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
-        """The latest session's tracker, or None if the conversation is new."""
-        with self._database_errors():
-            return await super().retrieve(sender_id)
+        """The latest session's tracker, or None if the conversation is new: from the cache
+        when the database holds no newer event, else rebuilt from the rows."""
+        with self._database_errors(), self.session_scope() as session:
+            newest = self._newest_row_id(session, sender_id)
+            cached = self._cache.get(sender_id, newest)
+            if cached is not None:
+                return cached.snapshot.copy()
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+        if not self.domain or not rows:
+            return None
+        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(row.data) for row in rows], self.domain.slots)
+        self._cache.put(sender_id, CachedConversation(newest, len(rows), tracker.copy()))
+        return tracker
 
     async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
         """The tracker with every session, or None if the conversation is new."""
@@ -189,14 +221,59 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             return await super().retrieve_full_tracker(conversation_id)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Append the events the database does not hold yet."""
+        """Append the events the database does not hold yet (Rasa's rule: the tracker's
+        events after as many as the database holds for the latest session)."""
+        sender_id = tracker.sender_id
         with self._database_errors():
-            await super().save(tracker)
+            await self.stream_events(tracker)
+            with self.session_scope() as session:
+                cached = self._cache.get(sender_id, self._newest_row_id(session, sender_id))
+                if cached is not None:
+                    stored = cached.stored_events
+                else:
+                    stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
+                new_events = list(itertools.islice(tracker.events, stored, None))
+                rows = [self._row(sender_id, event) for event in new_events]
+                session.add_all(rows)
+                session.flush()  # assigns the row ids
+                newest = rows[-1].id if rows else (cached.newest_row_id if cached else None)
+                session.commit()
+        # Only a tracker that is exactly the latest session, as `retrieve` rebuilds it, is
+        # kept: not one that started a new session, nor one holding older sessions too.
+        whole = len(tracker.events) == stored + len(rows)
+        started_a_session = any(isinstance(event, SessionStarted) for event in new_events)
+        if not self.domain or newest is None or not whole or started_a_session:
+            self._cache.forget(sender_id)
+        else:
+            self._cache.put(sender_id, CachedConversation(newest, stored + len(rows), tracker.copy()))
+        logger.debug(f"Tracker with sender_id '{sender_id}' stored to database")
+
+    def _newest_row_id(self, session: "sa.orm.Session", sender_id: Text) -> Optional[int]:
+        # A Core statement built once: the ORM query's construction cost more than the
+        # (indexed) query itself, on every message.
+        return session.execute(_NEWEST_ROW_ID, {"sender_id": sender_id}).scalar()
+
+    def _row(self, sender_id: Text, event: Event) -> "SQLTrackerStore.SQLEvent":
+        """The `events` row Rasa's store writes for `event`."""
+        data = event.as_dict()
+        return self.SQLEvent(
+            sender_id=sender_id,
+            type_name=event.type_name,
+            timestamp=data.get("timestamp"),
+            intent_name=data.get("parse_data", {}).get("intent", {}).get("name"),
+            action_name=data.get("name"),
+            data=json.dumps(data),
+        )
 
     async def keys(self) -> Iterable[Text]:
         """Every stored conversation id."""
         with self._database_errors():
             return await super().keys()
+
+
+_NEWEST_ROW_ID = sa.select(sa.func.max(SQLTrackerStore.SQLEvent.id)).where(
+    SQLTrackerStore.SQLEvent.sender_id == sa.bindparam("sender_id")
+)
 
 
 def raise_tracker_store_error(error: Exception) -> None:

@@ -129,11 +129,13 @@ def context(name: Text = "joint", is_finetuning: bool = False) -> ExecutionConte
 
 @pytest.fixture(scope="module", autouse=True)
 def restore_torch_threads() -> Any:
-    """`num_threads` is process-wide in torch; later test modules get the default back."""
+    """`num_threads` is process-wide (torch's and the BLAS pool); later test modules get the defaults back."""
+    import threadpoolctl
     import torch
 
     threads = torch.get_num_threads()
-    yield
+    with threadpoolctl.threadpool_limits(limits=None):  # restores the BLAS pool on exit
+        yield
     torch.set_num_threads(threads)
 
 
@@ -367,6 +369,15 @@ def test_below_the_open_set_threshold_a_message_is_none_of_these(trained, storag
     assert {entry["name"] for entry in unlike.get("open_set_rejected_ranking")} <= set(trained.labels)
     # "None of these" covers the answers too: no candidate for the policy to answer with.
     assert unlike.get(ANSWER_CANDIDATES) == []
+
+
+def test_num_threads_caps_the_blas_pool_numpy_uses_too(trained, storage, config) -> None:
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(limits=2, user_api="blas")
+    load(storage, config, num_threads=1)
+    blas = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert blas and set(blas) == {1}
 
 
 def test_a_rejected_message_stays_out_of_scope_through_the_fallback_classifier(trained, storage, config) -> None:

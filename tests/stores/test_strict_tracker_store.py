@@ -270,3 +270,101 @@ def test_connections_dropped_by_a_database_restart_do_not_fail_the_next_message(
     assert ended >= 1
 
     assert asyncio.run(store.retrieve(sender_id)).get_slot("order_id") == "42"
+
+
+# ------------------------------------------------------------------ conversations kept in memory
+
+
+def _as_dicts(tracker: DialogueStateTracker) -> List[dict]:
+    return [event.as_dict() for event in tracker.events]
+
+
+def _one_turn(tracker: DialogueStateTracker, text: Text, order_id: Text) -> None:
+    tracker.update(UserUttered(text, intent={"name": "order_status", "confidence": 0.9}))
+    tracker.update(SlotSet("order_id", order_id))
+    tracker.update(ActionExecuted("utter_order_status"))
+    tracker.update(BotUttered(f"Order {order_id} ships today."))
+    tracker.update(ActionExecuted("action_listen"))
+
+
+def test_a_cached_conversation_is_what_the_database_rebuilds_turn_after_turn(
+    make_store: Callable[..., StrictSQLTrackerStore], database: Text
+) -> None:
+    cached, uncached, sender_id = make_store(), make_store(cached_conversations=0), _conversation()
+    asyncio.run(cached.save(_tracker(sender_id)))
+    for turn in range(4):
+        tracker = asyncio.run(cached.retrieve(sender_id))
+        assert _as_dicts(tracker) == _as_dicts(asyncio.run(uncached.retrieve(sender_id)))
+        _one_turn(tracker, f"and order {turn}?", str(turn))
+        asyncio.run(cached.save(tracker))
+        assert _stored_rows(database, sender_id) == len(tracker.events)
+    assert sender_id in cached._cache
+    final = asyncio.run(cached.retrieve(sender_id))
+    assert _as_dicts(final) == _as_dicts(asyncio.run(uncached.retrieve(sender_id)))
+    assert final.get_slot("order_id") == "3"
+
+
+def test_changing_a_retrieved_tracker_without_saving_does_not_change_the_next_retrieve(
+    make_store: Callable[..., StrictSQLTrackerStore],
+) -> None:
+    store, sender_id = make_store(), _conversation()
+    asyncio.run(store.save(_tracker(sender_id)))
+    asyncio.run(store.retrieve(sender_id))  # the first save started a session: read once to cache
+    first = asyncio.run(store.retrieve(sender_id))
+    _one_turn(first, "not saved", "99")
+    again = asyncio.run(store.retrieve(sender_id))
+    assert len(again.events) == len(first.events) - 5 and again.get_slot("order_id") == "42"
+
+
+def test_events_another_replica_appended_are_read_although_the_conversation_is_cached(
+    make_store: Callable[..., StrictSQLTrackerStore],
+) -> None:
+    mine, other, sender_id = make_store(), make_store(), _conversation()
+    asyncio.run(mine.save(_tracker(sender_id)))
+    asyncio.run(mine.retrieve(sender_id))
+    assert sender_id in mine._cache
+
+    theirs = asyncio.run(other.retrieve(sender_id))
+    _one_turn(theirs, "from the other replica", "7")
+    asyncio.run(other.save(theirs))
+
+    seen = asyncio.run(mine.retrieve(sender_id))
+    assert _as_dicts(seen) == _as_dicts(theirs) and seen.get_slot("order_id") == "7"
+    # And saving on top of it appends only this replica's new events.
+    _one_turn(seen, "back here", "8")
+    asyncio.run(mine.save(seen))
+    assert _as_dicts(asyncio.run(other.retrieve(sender_id))) == _as_dicts(seen)
+
+
+def test_a_conversation_deleted_in_the_database_is_gone_from_the_cache_too(
+    make_store: Callable[..., StrictSQLTrackerStore], database: Text
+) -> None:
+    store, sender_id = make_store(), _conversation()
+    asyncio.run(store.save(_tracker(sender_id)))
+    asyncio.run(store.retrieve(sender_id))
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM events WHERE sender_id = :s"), {"s": sender_id})
+    assert asyncio.run(store.retrieve(sender_id)) is None
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "many", True])
+def test_an_invalid_cache_size_names_the_key(make_store: Callable[..., Any], value: Any) -> None:
+    with pytest.raises(InvalidConfigException, match=r"`tracker_store.cached_conversations` must be a whole number"):
+        make_store(cached_conversations=value)
+
+
+def test_the_default_endpoint_file_keeps_conversations_in_sqlite_with_this_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the SQLite file is relative to where the bot runs
+    endpoint = read_endpoint_config(str(SAMPLE_ENDPOINTS.with_name("endpoints.yml")), endpoint_type="tracker_store")
+    store = TrackerStore.create(endpoint, domain=DOMAIN)
+    assert type(store) is StrictSQLTrackerStore and store.engine.url.get_backend_name() == "sqlite"
+    sender_id = _conversation()
+    asyncio.run(store.save(_tracker(sender_id)))
+    tracker = asyncio.run(store.retrieve(sender_id))
+    _one_turn(tracker, "and now?", "43")
+    asyncio.run(store.save(tracker))
+    assert _as_dicts(asyncio.run(store.retrieve(sender_id))) == _as_dicts(tracker)
+    assert (tmp_path / "lepton-trackers.db").is_file()
+    store.engine.dispose()
