@@ -26,6 +26,9 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 SCORER_FILE = "open_set.safetensors"
+# Parse-data keys: every message's score, and the softmax's ranking of a rejected message.
+OPEN_SET_SCORE = "open_set_score"
+OPEN_SET_REJECTED_RANKING = "open_set_rejected_ranking"
 
 
 def unit_length(vectors: np.ndarray) -> np.ndarray:

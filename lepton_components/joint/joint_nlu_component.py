@@ -62,8 +62,6 @@ RETRIEVAL_SEPARATOR = "/"
 # Answer classes below this probability leave the candidates to the cosine search.
 MIN_ANSWER_PROBABILITY = 0.05
 # Parse output: how like the bot's trained classes and knowledge-base questions a message is.
-OPEN_SET_SCORE = "open_set_score"
-OPEN_SET_REJECTED_RANKING = "open_set_rejected_ranking"
 
 
 @DefaultV1Recipe.register(
@@ -356,7 +354,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         found_candidates = self._search.candidates(vectors) if self.state is not None else None
         familiarity = self._familiarity(vectors, found_candidates)
         for index, message in enumerate(with_text):
-            message.set(OPEN_SET_SCORE, round(float(familiarity[index]), 4), add_to_output=True)
+            message.set(open_set.OPEN_SET_SCORE, round(float(familiarity[index]), 4), add_to_output=True)
             unfamiliar = self._is_unfamiliar(float(familiarity[index]))
             if unfamiliar:
                 self._write_open_set_intent(message)
@@ -391,7 +389,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         ranking, a runner-up close to 1.0 would make FallbackClassifier call the rejection
         ambiguous and ask the customer to rephrase an off-topic question."""
         rejected = {INTENT_NAME_KEY: self.component_config["open_set_intent"], PREDICTED_CONFIDENCE_KEY: 1.0}
-        message.set(OPEN_SET_REJECTED_RANKING, message.get(INTENT_RANKING_KEY) or [], add_to_output=True)
+        message.set(open_set.OPEN_SET_REJECTED_RANKING, message.get(INTENT_RANKING_KEY) or [], add_to_output=True)
         message.set(INTENT, rejected, add_to_output=True)
         message.set(INTENT_RANKING_KEY, [rejected], add_to_output=True)
 

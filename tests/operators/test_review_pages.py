@@ -73,6 +73,17 @@ async def test_a_failed_question_is_reviewed_and_answered_after_the_reload(tmp_p
         assert audit.value["answer"] == "gift_cards" and audit.value["turn"] == question_turn
 
 
+async def test_a_message_rejected_as_none_of_these_shows_what_the_classifier_said(tmp_path: Path) -> None:
+    async with serve_review_console(tmp_path, None) as console:
+        await console.agent.say(CUSTOMER, "will the weather delay my parcel")
+        admin = await console.admin()
+        page = await admin.get(f"/review/conversations/{quote(CUSTOMER, safe='')}")
+        assert page.status == 200
+        rejected = re.search(r'data-testid="review-rejected">(.*?)</dd>', page.text, re.S)
+        assert rejected is not None, page.text
+        assert "0.31" in rejected.group(1) and "shipping_info 0.91" in rejected.group(1)
+
+
 async def test_an_intent_annotation_becomes_training_data(tmp_path: Path) -> None:
     nlu_file = tmp_path / "data" / "reviewed" / "nlu.yml"
     async with serve_review_console(tmp_path, None, nlu_file=str(nlu_file)) as console:

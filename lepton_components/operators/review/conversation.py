@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered
 
+from lepton_components import open_set
 from lepton_components.channels.intent_commands import is_intent_command
 from lepton_components.operators.analytics.turn_log import ANSWER_CANDIDATES
 
@@ -48,14 +49,19 @@ def _score(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _ranking(entries: Any) -> List[Tuple[Text, Optional[float]]]:
+    """The first `RANKING_SHOWN` (intent, confidence) pairs of a stored ranking."""
+    entries = entries if isinstance(entries, list) else []
+    return [
+        (str(entry.get("name")), _score(entry.get("confidence")))
+        for entry in entries[:RANKING_SHOWN]
+        if isinstance(entry, dict)
+    ]
+
+
 def _user_item(index: int, event: UserUttered) -> Item:
     parse = event.parse_data or {}
     intent = parse.get("intent") or {}
-    ranking: List[Tuple[Text, Optional[float]]] = [
-        (str(entry.get("name")), _score(entry.get("confidence")))
-        for entry in (parse.get("intent_ranking") or [])[:RANKING_SHOWN]
-        if isinstance(entry, dict)
-    ]
     entities = [
         (str(entity.get("entity")), str(entity.get("value")))
         for entity in (parse.get("entities") or [])
@@ -75,7 +81,11 @@ def _user_item(index: int, event: UserUttered) -> Item:
         {
             "intent": intent.get("name"),
             "confidence": _score(intent.get("confidence")),
-            "ranking": ranking,
+            "ranking": _ranking(parse.get("intent_ranking")),
+            # Rejected as unlike everything trained ("none of these"): what the classifier
+            # would have said, so the reviewer sees whether it was in scope after all.
+            "open_set_score": _score(parse.get(open_set.OPEN_SET_SCORE)),
+            "rejected_ranking": _ranking(parse.get(open_set.OPEN_SET_REJECTED_RANKING)),
             "entities": entities,
             "candidates": candidates,
             "channel": event.input_channel,
