@@ -4,9 +4,10 @@ A softmax over the known intents always picks one of them, and is confidently wr
 message that belongs to none (the closed-world problem). The score here needs no list of
 out-of-scope topics: the cosine between a message's sentence vector and the nearest intent
 centroid (optionally also the nearest training example), from the same fine-tuned encoder
-that classifies the intent, so it costs one small matrix product and no second encoder pass. On CLINC150 it ranked in-scope above
-out-of-scope questions best of max softmax (with or without a fitted temperature), energy,
-Mahalanobis and k-nearest-neighbour cosine (AUROC 0.985, docs/benchmarks.md).
+that classifies the intent, so it costs one small matrix product and no second encoder
+pass. On CLINC150 the centroid score ranked in-scope above out-of-scope questions best of
+max softmax (with or without a fitted temperature), energy, Mahalanobis and
+k-nearest-neighbour cosine (AUROC 0.985, docs/benchmarks.md).
 
 Two ways to turn it into a decision:
 

@@ -40,9 +40,9 @@ def select_device(choice: Text) -> torch.device:
 
 def apply_thread_setting(num_threads: int) -> None:
     """Caps the process's CPU thread pools, torch's and the BLAS numpy calls, e.g. to leave
-    cores to other server processes. The BLAS cap matters as much: after each numpy product
-    of a message (open-set scores, candidate search) an idle OpenBLAS worker spins on
-    `sched_yield`, which under load took half a core from the server's one Python thread."""
+    cores to other server processes. Without the BLAS cap an idle OpenBLAS worker spins on
+    `sched_yield` after each numpy product of a message (open-set scores, candidate search),
+    burning system time on a core the server's other work could use."""
     if num_threads:
         torch.set_num_threads(num_threads)
         threadpoolctl.threadpool_limits(limits=num_threads, user_api="blas")

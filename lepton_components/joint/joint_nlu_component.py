@@ -61,7 +61,6 @@ logger = logging.getLogger(__name__)
 RETRIEVAL_SEPARATOR = "/"
 # Answer classes below this probability leave the candidates to the cosine search.
 MIN_ANSWER_PROBABILITY = 0.05
-# Parse output: how like the bot's trained classes and knowledge-base questions a message is.
 
 
 @DefaultV1Recipe.register(
@@ -110,10 +109,10 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             # Open-set confidence ("none of these"): the cosine between a message's sentence
             # vector and the nearest centroid of a trained class (intent or answer), the
             # nearest training example or the nearest knowledge-base question, written as
-            # `open_set_score`. Below this
-            # threshold the message gets `open_set_intent` (confidence 1.0, first in the
-            # ranking) and no answer candidates, whatever the softmax says: it needs no list
-            # of out-of-scope topics (CLINC150 in docs/benchmarks.md). null: never rejects.
+            # `open_set_score`. Below this threshold the message gets `open_set_intent`
+            # (confidence 1.0, the whole ranking) and no answer candidates, whatever the
+            # softmax says: it needs no list of out-of-scope topics (CLINC150 in
+            # docs/benchmarks.md). null: never rejects.
             "open_set_threshold": None,
             "open_set_intent": "nlu_fallback",
             # Weight of the cosine distance between the adapted and the frozen backbone's

@@ -113,14 +113,6 @@ def _non_negative(key: Text, value: Any) -> float:
     return number
 
 
-def _whole_number(key: Text, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidConfigException(
-            f"`tracker_store.{key}` must be a whole number >= 0, got {value!r}. Example: `{key}: 500` (0: none)."
-        )
-    return value
-
-
 def _wait_for_database(url: Union[Text, "sa.engine.URL"], startup_timeout: float) -> None:
     """Connect once, retrying for `startup_timeout` seconds; raise if it never works."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -172,9 +164,14 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         require_sql_driver(dialect, quoted(STORE_TYPE))
         connect_timeout = _non_negative("connect_timeout", connect_timeout)
         startup_timeout = _non_negative("startup_timeout", startup_timeout)
-        self._cache: ConversationCache[DialogueStateTracker] = ConversationCache(
-            _whole_number("cached_conversations", cached_conversations)
-        )
+        try:
+            self._cache: ConversationCache[DialogueStateTracker] = ConversationCache(cached_conversations)
+        except ValueError as error:
+            # The cache checks the value; the error here names the endpoints.yml key.
+            raise InvalidConfigException(
+                f"`tracker_store.cached_conversations` must be a whole number >= 0, got {cached_conversations!r}. "
+                "Example: `cached_conversations: 500` (0: none)."
+            ) from error
         query = dict(query or {})
         if dialect.startswith("postgresql"):
             # libpq takes whole seconds and treats 0 as "wait for ever".
