@@ -16,13 +16,17 @@ JOINT = "lepton_components.joint.joint_nlu_component.JointNluComponent"
 DEMO_DATA_KEYS = ("knowledge_base",)
 
 
-def shipped_joint_entry() -> Dict[str, Any]:
-    """config.yml's JointNluComponent entry, without the demo's knowledge base and progress bars."""
+def shipped_joint_entry(with_demo_data: bool = False) -> Dict[str, Any]:
+    """config.yml's JointNluComponent entry without progress bars, and without the demo's
+    knowledge base unless ``with_demo_data`` (then its path is made absolute)."""
     config = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
     entries = [entry for entry in config["pipeline"] if entry["name"] == JOINT]
     if len(entries) != 1:
         raise SystemExit(f"config.yml should have one {JOINT} entry, found {len(entries)}.")
-    entry = {key: value for key, value in entries[0].items() if key not in DEMO_DATA_KEYS}
+    if with_demo_data:
+        entry = {key: str(REPO / value) if key in DEMO_DATA_KEYS else value for key, value in entries[0].items()}
+    else:
+        entry = {key: value for key, value in entries[0].items() if key not in DEMO_DATA_KEYS}
     return {**entry, "show_progress_bar": False}
 
 

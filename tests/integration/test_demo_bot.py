@@ -2,66 +2,35 @@
 
 import asyncio
 import uuid
-from collections import defaultdict
 from typing import Any, Dict, List, Text
 
-import numpy as np
 import pytest
-import yaml
 
 from tests.integration.conftest import REPO, approved_answer
 
 pytestmark = pytest.mark.slow
 
 
-def _joint_config() -> Dict[Text, Any]:
-    """Our NLU component's entry in the repository's config.yml, knowledge base path absolute."""
-    config = yaml.safe_load((REPO / "config.yml").read_text())
-    (entry,) = [c for c in config["pipeline"] if c["name"].endswith("JointNluComponent")]
-    settings = {key: value for key, value in entry.items() if key != "name"}
-    return {**settings, "knowledge_base": str(REPO / settings["knowledge_base"]), "show_progress_bar": False}
-
-
 def test_demo_intents_and_entities_are_recognised_on_held_out_examples(create_component) -> None:
     """Trains config.yml's NLU on 80% of every intent's examples and scores the other 20%:
-    intent accuracy, and exact-span entity F1 on the held-out examples with entities."""
-    from rasa.shared.nlu.training_data.loading import load_data
-    from rasa.shared.nlu.training_data.message import Message
+    intent accuracy, and exact-span entity F1 on the held-out examples with entities
+    (`python -m benchmarks.demo_nlu` prints the same figures with every miss named)."""
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
+    from benchmarks.demo_nlu import held_out_split, parse, score
+    from benchmarks.pipelines import shipped_joint_entry
     from lepton_components.joint.joint_nlu_component import JointNluComponent
 
-    data = load_data(str(REPO / "data" / "nlu.yml"))
-    by_intent: Dict[Text, List[Message]] = defaultdict(list)
-    for example in data.intent_examples:
-        by_intent[example.get("intent")].append(example)
-    rng = np.random.default_rng(7)
-    train, held_out = [], []
-    for intent in sorted(by_intent):
-        examples = [by_intent[intent][i] for i in rng.permutation(len(by_intent[intent]))]
-        cut = max(1, len(examples) // 5)
-        held_out += examples[:cut]
-        train += examples[cut:]
-    assert len(by_intent) >= 20
-
-    component = create_component(JointNluComponent, _joint_config())
+    train, held_out = held_out_split()
+    assert len({example.get("intent") for example in held_out}) >= 20
+    config = {key: value for key, value in shipped_joint_entry(with_demo_data=True).items() if key != "name"}
+    component = create_component(JointNluComponent, config)
     component.train(TrainingData(train))
-    messages = [Message(data={"text": example.get("text")}) for example in held_out]
-    component.process(messages)
-    predicted = [m.get("intent")["name"] for m in messages]
-    accuracy = float(np.mean([p == e.get("intent") for p, e in zip(predicted, held_out)]))
-    print(f"held-out accuracy on {len(held_out)} demo examples: {accuracy:.3f}")
-    assert accuracy >= 0.85
-
-    with_entities = [i for i, e in enumerate(held_out) if e.get("entities")]
-    gold = {(i, x["entity"], x["start"], x["end"]) for i in with_entities for x in held_out[i].get("entities")}
-    found = {(i, x["entity"], x["start"], x["end"]) for i in with_entities for x in messages[i].get("entities", [])}
-    precision = len(gold & found) / max(1, len(found))
-    recall = len(gold & found) / max(1, len(gold))
-    f1 = 2 * precision * recall / max(1e-9, precision + recall)
-    print(f"entity P {precision:.3f} R {recall:.3f} F1 {f1:.3f} on {len(gold)} held-out entities")
-    assert len(gold) >= 20
-    assert f1 >= 0.8
+    result = score(held_out, parse(component, held_out))
+    print(result)
+    assert result["intent_accuracy"] >= 0.85
+    assert result["entities"] >= 20
+    assert result["f1"] >= 0.8
 
 
 def _reply_texts(responses: List[Dict[Text, Any]]) -> List[Text]:
