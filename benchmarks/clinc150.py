@@ -57,7 +57,10 @@ TRAINING_CONFIG: Dict[str, Any] = {
     "show_progress_bar": False,
 }
 KNN_KS = (1, 2, 3, 5, 10)
-CHOSEN = "class-prototype cosine"
+PROTOTYPE = "class-prototype cosine"
+# What JointNluComponent writes as `open_set_score` (`PrototypeScore.fit(..., keep_examples=True)`):
+# the better of the nearest centroid and the nearest training example.
+CHOSEN = "class-prototype or nearest-example cosine (the bot's open_set_score)"
 # The rule that needs no out-of-scope examples: reject what scores below this share of the
 # held-out in-scope questions.
 ALPHA = 0.05
@@ -314,7 +317,8 @@ def score_setting(setting: str, loaded: Dict[str, Any], data: Dict[str, List[Exa
     fixed = {
         "max softmax probability": max_softmax(logits, in_scope_columns),
         "energy (T=1)": energy(logits, in_scope_columns),
-        CHOSEN: open_set.PrototypeScore.fit(train_vectors, train_intents).score(vectors),
+        PROTOTYPE: open_set.PrototypeScore.fit(train_vectors, train_intents).score(vectors),
+        CHOSEN: open_set.PrototypeScore.fit(train_vectors, train_intents, keep_examples=True).score(vectors),
         "Mahalanobis, shared covariance": mahalanobis(train_vectors, train_intents, vectors),
         **{f"cosine to k-th nearest training example, k={k}": nearest[:, k - 1] for k in KNN_KS},
     }

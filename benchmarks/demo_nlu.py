@@ -3,6 +3,7 @@
     python -m benchmarks.demo_nlu                          # config.yml's JointNluComponent
     python -m benchmarks.demo_nlu --extractor              # and BertEntityExtractor, same split
     python -m benchmarks.demo_nlu --extractor --out docs/demo_nlu.json
+    python -m benchmarks.demo_nlu --data path/to/your/nlu.yml      # your own data, config.yml's entry
 
 The split: a seeded 20% of every intent's examples in ``data/nlu.yml`` is held out and never
 trained on; the rest trains config.yml's JointNluComponent entry as shipped, with the demo's
@@ -84,14 +85,14 @@ def score(held_out: Sequence[Any], parsed: Sequence[Any]) -> Dict[str, Any]:
     }
 
 
-def train_and_score(component_class: Any, config: Dict[str, Any]) -> Dict[str, Any]:
+def train_and_score(component_class: Any, config: Dict[str, Any], data: Path) -> Dict[str, Any]:
     """Trains through Rasa's component API on the training part, scores the held-out part."""
     from rasa.engine.graph import ExecutionContext
     from rasa.engine.storage.local_model_storage import LocalModelStorage
     from rasa.engine.storage.resource import Resource
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
-    train, held_out = held_out_split()
+    train, held_out = held_out_split(data)
     with tempfile.TemporaryDirectory(prefix="demo-nlu-") as directory:
         component = component_class.create(
             {**component_class.get_default_config(), **{k: v for k, v in config.items() if k != "name"}},
@@ -108,22 +109,24 @@ def train_and_score(component_class: Any, config: Dict[str, Any]) -> Dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "nlu.yml", help="Rasa NLU data to split")
     parser.add_argument("--extractor", action="store_true", help="also train BertEntityExtractor on the same split")
     parser.add_argument("--out", type=Path, default=None, help="JSON report, e.g. docs/demo_nlu.json")
     args = parser.parse_args()
     from lepton_components.extractors.bert_entity_extractor import BertEntityExtractor
     from lepton_components.joint.joint_nlu_component import JointNluComponent
 
-    results = [train_and_score(JointNluComponent, shipped_joint_entry(with_demo_data=True))]
+    results = [train_and_score(JointNluComponent, shipped_joint_entry(with_demo_data=True), args.data)]
     if args.extractor:
         # The extractor tags only: its intent accuracy is not a figure (it sets no intent).
-        extractor = train_and_score(BertEntityExtractor, {"show_progress_bar": False})
+        extractor = train_and_score(BertEntityExtractor, {"show_progress_bar": False}, args.data)
         extractor.pop("intent_accuracy")
         results.append(extractor)
     report = {
         "command": "python -m benchmarks.demo_nlu" + (" --extractor" if args.extractor else ""),
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
+        "data": os.path.relpath(args.data, REPO),
         "seed": SEED,
         "results": results,
     }
