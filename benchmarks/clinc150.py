@@ -58,9 +58,12 @@ TRAINING_CONFIG: Dict[str, Any] = {
 }
 KNN_KS = (1, 2, 3, 5, 10)
 PROTOTYPE = "class-prototype cosine"
+# The bot's score from 2026-12-03 to 2026-12-04: the better of the nearest centroid and the
+# nearest training example.
+PROTOTYPE_OR_NEAREST = "class-prototype or nearest-example cosine, the better of both"
 # What JointNluComponent writes as `open_set_score` (`PrototypeScore.fit(..., keep_examples=True)`):
-# the better of the nearest centroid and the nearest training example.
-CHOSEN = "class-prototype or nearest-example cosine (the bot's open_set_score)"
+# per intent the mean of its centroid's and its nearest example's cosine, the best intent.
+CHOSEN = "per intent, mean of centroid and nearest-example cosine (the bot's open_set_score)"
 # The rule that needs no out-of-scope examples: reject what scores below this share of the
 # held-out in-scope questions.
 ALPHA = 0.05
@@ -318,6 +321,9 @@ def score_setting(setting: str, loaded: Dict[str, Any], data: Dict[str, List[Exa
         "max softmax probability": max_softmax(logits, in_scope_columns),
         "energy (T=1)": energy(logits, in_scope_columns),
         PROTOTYPE: open_set.PrototypeScore.fit(train_vectors, train_intents).score(vectors),
+        PROTOTYPE_OR_NEAREST: np.maximum(
+            open_set.PrototypeScore.fit(train_vectors, train_intents).score(vectors), nearest[:, 0]
+        ),
         CHOSEN: open_set.PrototypeScore.fit(train_vectors, train_intents, keep_examples=True).score(vectors),
         "Mahalanobis, shared covariance": mahalanobis(train_vectors, train_intents, vectors),
         **{f"cosine to k-th nearest training example, k={k}": nearest[:, k - 1] for k in KNN_KS},

@@ -65,17 +65,27 @@ def test_prototype_score_is_the_cosine_to_the_nearest_intent_centroid() -> None:
         open_set.PrototypeScore.fit(vectors, np.array(["a", "b"]))
 
 
-def test_with_examples_a_message_beside_one_example_of_a_spread_intent_scores_as_that_example() -> None:
+def test_with_examples_an_intent_scores_the_mean_of_its_centroid_and_its_nearest_example() -> None:
     # Intent "a" has phrasings along x and along y; its centroid sits between them.
-    vectors = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    labels = np.array(["a", "a", "b"])
+    vectors = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    labels = np.array(["a", "b", "a"])  # grouped by intent whatever the training order
     near_one_phrasing = np.array([[0.95, 0.05, 0.0]])
     centroids_only = open_set.PrototypeScore.fit(vectors, labels).score(near_one_phrasing)
-    with_examples = open_set.PrototypeScore.fit(vectors, labels, keep_examples=True).score(near_one_phrasing)
-    assert centroids_only[0] < 0.8 < with_examples[0]
-    np.testing.assert_allclose(with_examples, open_set.unit_length(near_one_phrasing) @ vectors[0], atol=1e-6)
+    scorer = open_set.PrototypeScore.fit(vectors, labels, keep_examples=True)
+    with_examples = scorer.score(near_one_phrasing)
+    unit = open_set.unit_length(near_one_phrasing)[0]
+    centroid_a = open_set.unit_length(np.array([[1.0, 1.0, 0.0]]))[0]
+    np.testing.assert_allclose(with_examples, [(unit @ centroid_a + unit @ vectors[0]) / 2], atol=1e-6)
+    # A phrasing beside one example of the spread intent scores above its centroid alone...
+    assert centroids_only[0] < 0.75 < with_examples[0]
+    # ... and one beside a single example of an intent whose centroid points elsewhere stays
+    # below that example's cosine: one stray example does not vouch for a message alone.
+    stray = np.array([[0.0, 0.1, 1.0], [0.0, -0.3, 1.0]])
+    spread = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [1.0, 0.1, 0.0], [0.9, 0.0, 0.1]])
+    lone_example = open_set.PrototypeScore.fit(spread, np.array(["a"] * 4), keep_examples=True)
+    assert (lone_example.score(stray) < (open_set.unit_length(stray) @ spread[0]) - 0.2).all()
     # Far from every example and centroid, it stays low either way.
-    assert open_set.PrototypeScore.fit(vectors, labels, keep_examples=True).score(np.array([[-1.0, -1.0, -1.0]]))[0] < 0
+    assert scorer.score(np.array([[-1.0, -1.0, -1.0]]))[0] < 0
 
 
 def test_k_nearest_cosines_of_the_benchmark_are_the_kth_most_similar_examples() -> None:
@@ -125,7 +135,9 @@ def test_saved_scorer_scores_exactly_as_before_with_its_reference_and_threshold(
     # Plain arrays only: the file holds nothing that could run code when read.
     from safetensors.numpy import load_file
 
-    assert set(load_file(str(tmp_path / open_set.SCORER_FILE))) == {"centroids", "examples", "reference", "threshold"}
+    assert set(load_file(str(tmp_path / open_set.SCORER_FILE))) == {
+        "centroids", "examples", "class_starts", "reference", "threshold"
+    }
 
 
 def test_a_saved_scorer_with_examples_scores_exactly_as_before(tmp_path: Path) -> None:
@@ -136,6 +148,19 @@ def test_a_saved_scorer_with_examples_scores_exactly_as_before(tmp_path: Path) -
     both = np.concatenate([queries, outliers])
     np.testing.assert_array_equal(loaded.score(both), scorer.score(both))
     assert loaded.examples is not None and loaded.examples.shape == train.shape
+
+
+def test_examples_saved_without_their_intents_are_refused_with_the_reason(tmp_path: Path) -> None:
+    """An earlier release kept the examples without their intents and scored differently:
+    its threshold would not fit this score, so loading says so instead of guessing."""
+    from safetensors.numpy import save_file
+
+    train, labels, *_ = clusters()
+    arrays = open_set.PrototypeScore.fit(train, labels, keep_examples=True).to_arrays()
+    del arrays["class_starts"]
+    save_file(arrays, str(tmp_path / open_set.SCORER_FILE))
+    with pytest.raises(ValueError, match="training examples without their intents"):
+        open_set.PrototypeScore.load(tmp_path)
 
 
 def test_threshold_maximises_in_scope_accuracy_plus_out_of_scope_recall() -> None:

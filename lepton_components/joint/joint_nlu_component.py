@@ -106,10 +106,10 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             # classifier to the NLU data's intents.
             "knowledge_base_intent": "faq",
             **search_default_config(),
-            # Open-set confidence ("none of these"): the cosine between a message's sentence
-            # vector and the nearest centroid of a trained class (intent or answer), the
-            # nearest training example or the nearest knowledge-base question, written as
-            # `open_set_score`. Below this threshold the message gets `open_set_intent`
+            # Open-set confidence ("none of these"), written as `open_set_score`: per trained
+            # class (intent or answer) the mean of the cosines between a message's sentence
+            # vector and the class's centroid and nearest training example, for the best
+            # class, or the cosine to the nearest knowledge-base question if higher. Below this threshold the message gets `open_set_intent`
             # (confidence 1.0, the whole ranking) and no answer candidates, whatever the
             # softmax says: it needs no list of out-of-scope topics (CLINC150 in
             # docs/benchmarks.md). null: never rejects.
@@ -369,9 +369,9 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
     def _familiarity(
         self, vectors: np.ndarray, candidates: Optional[List[List[Dict[Text, Any]]]]
     ) -> np.ndarray:
-        """Per message, the best of the cosines to the nearest trained class's centroid, to
-        the nearest training example and to the nearest knowledge-base question: an answer
-        added after training has no centroid, but its questions are in the index."""
+        """Per message, the better of the trained classes' score (`PrototypeScore`) and the
+        cosine to the nearest knowledge-base question: an answer added after training has no
+        class, but its questions are in the index."""
         scores = self._open_set.score(vectors)
         if candidates is not None:
             nearest = [max((candidate["score"] for candidate in row), default=-1.0) for row in candidates]
