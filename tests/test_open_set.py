@@ -40,7 +40,8 @@ def test_every_candidate_score_ranks_in_scope_questions_above_clear_outliers() -
     columns = np.arange(CLASSES)
     nearest = top_cosines(train, both, 10)
     scores = {
-        "prototype (shipped)": open_set.PrototypeScore.fit(train, labels).score(both),
+        "prototype": open_set.PrototypeScore.fit(train, labels).score(both),
+        "prototype with examples (shipped)": open_set.PrototypeScore.fit(train, labels, keep_examples=True).score(both),
         **{f"knn k={k}": nearest[:, k - 1] for k in (1, 3, 10)},
         "max softmax": max_softmax(logits, columns),
         "max softmax T=2": max_softmax(logits, columns, 2.0),
@@ -50,8 +51,8 @@ def test_every_candidate_score_ranks_in_scope_questions_above_clear_outliers() -
     for name, score in scores.items():
         assert open_set.auroc(score, in_scope) > 0.99, name
     # And the outliers really are outliers: below every in-scope question.
-    prototype = scores["prototype (shipped)"]
-    assert prototype[~in_scope].max() < prototype[in_scope].min()
+    for name in ("prototype", "prototype with examples (shipped)"):
+        assert scores[name][~in_scope].max() < scores[name][in_scope].min(), name
 
 
 def test_prototype_score_is_the_cosine_to_the_nearest_intent_centroid() -> None:
