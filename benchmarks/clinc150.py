@@ -317,13 +317,12 @@ def score_setting(setting: str, loaded: Dict[str, Any], data: Dict[str, List[Exa
 
     # Scores that fit nothing on val are computed once; the others refit on each tuning half.
     nearest = top_cosines(train_vectors, vectors, max(KNN_KS))
+    prototype = open_set.PrototypeScore.fit(train_vectors, train_intents).score(vectors)
     fixed = {
         "max softmax probability": max_softmax(logits, in_scope_columns),
         "energy (T=1)": energy(logits, in_scope_columns),
-        PROTOTYPE: open_set.PrototypeScore.fit(train_vectors, train_intents).score(vectors),
-        PROTOTYPE_OR_NEAREST: np.maximum(
-            open_set.PrototypeScore.fit(train_vectors, train_intents).score(vectors), nearest[:, 0]
-        ),
+        PROTOTYPE: prototype,
+        PROTOTYPE_OR_NEAREST: np.maximum(prototype, nearest[:, 0]),
         CHOSEN: open_set.PrototypeScore.fit(train_vectors, train_intents, keep_examples=True).score(vectors),
         "Mahalanobis, shared covariance": mahalanobis(train_vectors, train_intents, vectors),
         **{f"cosine to k-th nearest training example, k={k}": nearest[:, k - 1] for k in KNN_KS},

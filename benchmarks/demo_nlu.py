@@ -30,9 +30,10 @@ from benchmarks.restaurant8k import Span, span_f1
 
 SEED = 7
 HELD_OUT_SHARE = 5  # one example in five per intent
+DEMO_DATA = REPO / "data" / "nlu.yml"
 
 
-def held_out_split(path: Path = REPO / "data" / "nlu.yml", seed: int = SEED) -> Tuple[List[Any], List[Any]]:
+def held_out_split(path: Path = DEMO_DATA, seed: int = SEED) -> Tuple[List[Any], List[Any]]:
     """``(train, held_out)`` Rasa messages: the first fifth of a seeded shuffle of each intent
     (at least one) is held out."""
     from rasa.shared.nlu.training_data.loading import load_data
@@ -85,7 +86,7 @@ def score(held_out: Sequence[Any], parsed: Sequence[Any]) -> Dict[str, Any]:
     }
 
 
-def train_and_score(component_class: Any, config: Dict[str, Any], data: Path) -> Dict[str, Any]:
+def train_and_score(component_class: Any, config: Dict[str, Any], data: Path = DEMO_DATA) -> Dict[str, Any]:
     """Trains through Rasa's component API on the training part, scores the held-out part."""
     from rasa.engine.graph import ExecutionContext
     from rasa.engine.storage.local_model_storage import LocalModelStorage
@@ -109,7 +110,7 @@ def train_and_score(component_class: Any, config: Dict[str, Any], data: Path) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "nlu.yml", help="Rasa NLU data to split")
+    parser.add_argument("--data", type=Path, default=DEMO_DATA, help="Rasa NLU data to split")
     parser.add_argument("--extractor", action="store_true", help="also train BertEntityExtractor on the same split")
     parser.add_argument("--out", type=Path, default=None, help="JSON report, e.g. docs/demo_nlu.json")
     args = parser.parse_args()

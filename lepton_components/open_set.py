@@ -65,11 +65,22 @@ class PrototypeScore:
     threshold: Optional[float] = None
 
     def __post_init__(self) -> None:
+        """Refuses examples that `score` could not group by intent, so a mismatched file fails
+        when it loads instead of on every message."""
         if (self.examples is None) != (self.class_starts is None):
             raise ValueError("Training examples need the row where each intent's examples start, and only then.")
-        if self.class_starts is not None and len(self.class_starts) != len(self.centroids):
+        if self.class_starts is None:
+            return
+        if len(self.class_starts) != len(self.centroids):
             raise ValueError(
                 f"{len(self.class_starts)} intents have examples but there are {len(self.centroids)} centroids."
+            )
+        starts = np.asarray(self.class_starts)
+        if starts[0] != 0 or (np.diff(starts) <= 0).any() or starts[-1] >= len(self.examples):
+            raise ValueError("Each intent's examples must start after the previous intent's, from row 0.")
+        if self.examples.shape[1] != self.centroids.shape[1]:
+            raise ValueError(
+                f"Examples have {self.examples.shape[1]} dimensions, the centroids {self.centroids.shape[1]}."
             )
 
     @classmethod
@@ -80,13 +91,15 @@ class PrototypeScore:
         labels = np.asarray(labels)
         if len(labels) != len(unit) or not len(unit):
             raise ValueError(f"Need one label per training vector, got {len(labels)} labels for {len(unit)} vectors.")
-        classes, label_index = np.unique(labels, return_inverse=True)
-        means = np.stack([unit[label_index == index].mean(axis=0) for index in range(len(classes))])
-        if not keep_examples:
-            return cls(centroids=unit_length(means))
+        _, label_index, counts = np.unique(labels, return_inverse=True, return_counts=True)
         order = np.argsort(label_index, kind="stable")
-        starts = np.searchsorted(label_index[order], np.arange(len(classes)))
-        return cls(centroids=unit_length(means), examples=unit[order], class_starts=starts.astype(np.int64))
+        grouped = unit[order]
+        ends = np.cumsum(counts)
+        starts = (ends - counts).astype(np.int64)
+        centroids = unit_length(np.stack([grouped[start:end].mean(axis=0) for start, end in zip(starts, ends)]))
+        if not keep_examples:
+            return cls(centroids=centroids)
+        return cls(centroids=centroids, examples=grouped, class_starts=starts)
 
     def score(self, vectors: np.ndarray) -> np.ndarray:
         """One score per row of ``vectors``, in [-1, 1]; higher means more in-scope."""

@@ -164,6 +164,27 @@ def test_examples_saved_without_their_intents_are_refused_with_the_reason(tmp_pa
         open_set.PrototypeScore.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda arrays: arrays.update(class_starts=arrays["class_starts"][:-1]),
+        lambda arrays: arrays.update(class_starts=arrays["class_starts"] + len(arrays["examples"])),
+        lambda arrays: arrays.update(class_starts=arrays["class_starts"][::-1].copy()),
+        lambda arrays: arrays.update(examples=arrays["examples"][:, :-1].copy()),
+    ],
+    ids=["a class missing", "past the last example", "out of order", "other dimensions"],
+)
+def test_examples_that_cannot_be_grouped_by_intent_fail_at_load_not_per_message(tmp_path: Path, damage) -> None:
+    from safetensors.numpy import save_file
+
+    train, labels, *_ = clusters()
+    arrays = open_set.PrototypeScore.fit(train, labels, keep_examples=True).to_arrays()
+    damage(arrays)
+    save_file(arrays, str(tmp_path / open_set.SCORER_FILE))
+    with pytest.raises(ValueError):
+        open_set.PrototypeScore.load(tmp_path)
+
+
 def test_threshold_maximises_in_scope_accuracy_plus_out_of_scope_recall() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.4, 0.5, 0.3, 0.2])
     in_scope = np.array([True, True, True, True, False, False, False])

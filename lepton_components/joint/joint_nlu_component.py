@@ -109,10 +109,10 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
             # Open-set confidence ("none of these"), written as `open_set_score`: per trained
             # class (intent or answer) the mean of the cosines between a message's sentence
             # vector and the class's centroid and nearest training example, for the best
-            # class, or the cosine to the nearest knowledge-base question if higher. Below this threshold the message gets `open_set_intent`
-            # (confidence 1.0, the whole ranking) and no answer candidates, whatever the
-            # softmax says: it needs no list of out-of-scope topics (CLINC150 in
-            # docs/benchmarks.md). null: never rejects.
+            # class, or the cosine to the nearest knowledge-base question if higher. Below
+            # this threshold the message gets `open_set_intent` (confidence 1.0, the whole
+            # ranking) and no answer candidates, whatever the softmax says: it needs no list
+            # of out-of-scope topics (CLINC150 in docs/benchmarks.md). null: never rejects.
             "open_set_threshold": None,
             "open_set_intent": "nlu_fallback",
             # Weight of the cosine distance between the adapted and the frozen backbone's

@@ -11,22 +11,17 @@ from tests.integration.conftest import REPO, approved_answer
 pytestmark = pytest.mark.slow
 
 
-def test_demo_intents_and_entities_are_recognised_on_held_out_examples(create_component) -> None:
+def test_demo_intents_and_entities_are_recognised_on_held_out_examples() -> None:
     """Trains config.yml's NLU on 80% of every intent's examples and scores the other 20%:
     intent accuracy, and exact-span entity F1 on the held-out examples with entities
     (`python -m benchmarks.demo_nlu` prints the same figures with every miss named)."""
-    from rasa.shared.nlu.training_data.training_data import TrainingData
-
-    from benchmarks.demo_nlu import held_out_split, parse, score
+    from benchmarks.demo_nlu import held_out_split, train_and_score
     from benchmarks.pipelines import shipped_joint_entry
     from lepton_components.joint.joint_nlu_component import JointNluComponent
 
-    train, held_out = held_out_split()
+    _, held_out = held_out_split()
     assert len({example.get("intent") for example in held_out}) >= 20
-    config = {key: value for key, value in shipped_joint_entry(with_demo_data=True).items() if key != "name"}
-    component = create_component(JointNluComponent, config)
-    component.train(TrainingData(train))
-    result = score(held_out, parse(component, held_out))
+    result = train_and_score(JointNluComponent, shipped_joint_entry(with_demo_data=True))
     print(result)
     assert result["intent_accuracy"] >= 0.85
     assert result["entities"] >= 20
