@@ -7,7 +7,9 @@ keeps the work proportional to the real tokens.
 """
 
 import random
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
+
+import numpy as np
 
 
 def length_bucketed_batches(
@@ -47,3 +49,14 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
         raise ValueError(f"`batch_size` must be at least 1, got {batch_size}.")
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def pad_ids(sequences: Sequence[List[int]], pad_token_id: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Token id lists padded to the longest in the batch (dynamic padding): int64 ids and mask."""
+    longest = max(len(sequence) for sequence in sequences)
+    input_ids = np.full((len(sequences), longest), pad_token_id, dtype=np.int64)
+    attention_mask = np.zeros((len(sequences), longest), dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = sequence
+        attention_mask[row, : len(sequence)] = 1
+    return input_ids, attention_mask

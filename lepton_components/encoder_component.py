@@ -4,8 +4,9 @@ The intent classifier and the entity extractor differ only in their head, their 
 and what they write onto a message. Everything else lives here, once: the backbone
 (resolving, checking `max_length` against its position limit, loading), training
 setup, persistence as safetensors + JSON (`encoder_persistence`), merging LoRA adapters
-for serving, the serving backend (`torch_encoder.prepare_for_inference`) with a warm-up
-pass, and loading a model archive that fails loudly when it is damaged.
+for serving, the serving backend (`torch_encoder.prepare_for_inference`, or a graph the
+subclass stored at training time, `_open_serving_graph`) with a warm-up pass, and loading a
+model archive that fails loudly when it is damaged.
 """
 
 import json
@@ -21,6 +22,7 @@ from rasa.shared.exceptions import InvalidConfigException, RasaException
 
 from lepton_components import backbone, config_validation, encoder_persistence
 from lepton_components.encoder_config import EncoderConfig, default_encoder_config
+from lepton_components.word_pieces import PieceTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class EncoderComponent(GraphComponent):
         self._check_max_length()
         self.model: Optional[Any] = None
         self.tokenizer: Optional[Any] = None
+        # With `needs_fast_tokenizer`: the windows of word pieces the model reads (word_pieces).
+        self.pieces: Optional[PieceTokenizer] = None
         self.training_report: Optional[Dict[Text, Any]] = None
 
     def _check_max_length(self) -> None:
@@ -158,6 +162,10 @@ class EncoderComponent(GraphComponent):
                 f"{type(self).__name__} needs a fast (Rust) tokenizer for character offsets, but the backbone at "
                 f"'{self._backbone_path}' has none. Add its tokenizer.json "
                 "(`AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(folder)`)."
+            )
+        if self.needs_fast_tokenizer:
+            self.pieces = PieceTokenizer.from_transformers(
+                self.tokenizer, self.settings.max_length, self.component_config["window_overlap"]
             )
         encoder = torch_encoder.load_encoder(self._backbone_path)
         if for_training:
@@ -219,20 +227,31 @@ class EncoderComponent(GraphComponent):
         return component
 
     def _restore(self, directory: Path, for_training: bool) -> None:
-        from lepton_components import torch_encoder
-
         metadata = encoder_persistence.read_compatible_metadata(
             directory, type(self).__name__, self.settings, self._backbone_path
         )
         self.training_report = metadata.get("training_report")
         self._apply_saved_metadata(metadata)
+        if for_training or not self._open_serving_graph(directory):
+            self._restore_torch_model(directory, metadata, for_training)
+        if not for_training:
+            self._warm_up()
+
+    def _open_serving_graph(self, directory: Path) -> bool:
+        """Serves a graph stored at training time instead of rebuilding the PyTorch model;
+        False where the component stores none (the default)."""
+        return False
+
+    def _restore_torch_model(self, directory: Path, metadata: Dict[Text, Any], for_training: bool) -> None:
+        """Backbone plus the stored weights, on the configured serving backend unless training."""
+        from lepton_components import torch_encoder
+
         self._build_model(for_training)
         encoder_persistence.load_encoder_weights(directory, self.model, metadata, for_training)
         self.model.to(self._device)
         self.model.eval()
         if not for_training:
             self.model = torch_encoder.prepare_for_inference(self.model, self.settings, self._device)
-            self._warm_up()
 
     def _warm_up(self) -> None:
         """One pass over a short text, so the first customer does not pay for lazy set-up."""

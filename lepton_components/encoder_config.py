@@ -73,8 +73,10 @@ def default_encoder_config() -> Dict[Text, Any]:
         # quantization) on the CPU: faster single-message inference at a small
         # accuracy cost (docs/benchmarks.md). Training always uses full precision.
         "inference_quantization": "none",
-        # "onnxruntime": serve the fine-tuned encoder with ONNX Runtime on the CPU
-        # (exported when the model loads); "torch" serves it with PyTorch.
+        # "onnxruntime": serve with ONNX Runtime on the CPU. JointNluComponent stores its
+        # whole graph at training time and serves it without torch; the intent classifier
+        # and the entity extractor export their encoder when the model loads. "torch"
+        # serves with PyTorch, as does `device: cuda`.
         "inference_backend": "torch",
         "show_progress_bar": True,
     }

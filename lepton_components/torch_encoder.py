@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Text, Tuple
 
 import numpy as np
-import threadpoolctl
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from lepton_components.batching import pad_ids
+from lepton_components.cpu_threads import cap_blas_threads
 from lepton_components.encoder_config import EncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,11 @@ def select_device(choice: Text) -> torch.device:
 
 
 def apply_thread_setting(num_threads: int) -> None:
-    """Caps the process's CPU thread pools, torch's and the BLAS numpy calls, e.g. to leave
-    cores to other server processes. Without the BLAS cap an idle OpenBLAS worker spins on
-    `sched_yield` after each numpy product of a message (open-set scores, candidate search),
-    burning system time on a core the server's other work could use."""
+    """Caps the process's CPU thread pools, torch's and the BLAS numpy calls
+    (`cpu_threads`), e.g. to leave cores to other server processes."""
     if num_threads:
         torch.set_num_threads(num_threads)
-        threadpoolctl.threadpool_limits(limits=num_threads, user_api="blas")
+        cap_blas_threads(num_threads)
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
@@ -180,14 +179,9 @@ def mean_pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torc
 def pad_batch(
     sequences: List[List[int]], pad_token_id: int, device: torch.device
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pads token id lists to the longest one in the batch (dynamic padding)."""
-    longest = max(len(sequence) for sequence in sequences)
-    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        input_ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-        attention_mask[row, : len(sequence)] = 1
-    return input_ids.to(device), attention_mask.to(device)
+    """Pads token id lists to the longest one in the batch (`batching.pad_ids`), on `device`."""
+    input_ids, attention_mask = pad_ids(sequences, pad_token_id)
+    return torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device)
 
 
 def prepare_for_inference(model: torch.nn.Module, config: EncoderConfig, device: torch.device) -> torch.nn.Module:

@@ -196,9 +196,7 @@ class BertEntityExtractor(EncoderComponent, EntityExtractorMixin):
 
     def _windows(self, texts: List[Text], max_windows: Optional[int] = None) -> List[Window]:
         """Overlapping windows of at most ``max_length`` pieces; with `max_windows`, only the first ones."""
-        return entity_windows.split_windows(
-            self.tokenizer, texts, self.settings.max_length, self.component_config["window_overlap"], max_windows
-        )
+        return entity_windows.split_windows(self.pieces, texts, max_windows)
 
     # --------------------------------------------------------------- inference
 

@@ -1,7 +1,7 @@
 """Messages as overlapping windows of word pieces, their BIO tags, and entities from tag scores.
 
 Shared by BertEntityExtractor and JointNluComponent, which tag the same windows with
-different models. Torch-free: a fast tokenizer splits the text (`split_windows`),
+different models. Torch-free: the backbone's fast tokenizer splits the text (`split_windows`),
 `bio_alignment` aligns the annotations once per message over all its pieces
 (`window_tags`), and `decode_entities` turns per-window tag probabilities back into
 Rasa entity dicts with Viterbi decoding (`tag_decoding`) over the merged windows.
@@ -16,6 +16,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from lepton_components.extractors import bio_alignment, tag_decoding
 from lepton_components.extractors.bio_alignment import Span, TagScheme
+from lepton_components.word_pieces import PieceTokenizer
 
 # Misaligned annotations named in the training warning; the rest are only counted.
 MISALIGNED_EXAMPLES_SHOWN = 5
@@ -29,39 +30,20 @@ class Window(NamedTuple):
     spans: List[Optional[Span]]  # None for special tokens
 
 
-def split_windows(
-    tokenizer: Any, texts: List[Text], max_length: int, overlap: int, max_windows: Optional[int] = None
-) -> List[Window]:
-    """Overlapping windows of at most ``max_length`` pieces (the tokenizer's overflow), in text order.
+def split_windows(tokenizer: PieceTokenizer, texts: List[Text], max_windows: Optional[int] = None) -> List[Window]:
+    """Overlapping windows of the tokenizer's `max_length` pieces, overlapping by its stride,
+    in text order.
 
     The first window of a message is exactly its truncated encoding. With ``max_windows``,
     only the first that many windows of each message.
     """
-    encoding = tokenizer(
-        texts,
-        truncation=True,
-        max_length=max_length,
-        stride=overlap,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-    )
-    windows: List[Window] = []
-    per_message: Dict[int, int] = {}
-    for message, input_ids, offsets, special in zip(
-        encoding["overflow_to_sample_mapping"],
-        encoding["input_ids"],
-        encoding["offset_mapping"],
-        encoding["special_tokens_mask"],
-    ):
-        per_message[message] = per_message.get(message, 0) + 1
-        if max_windows is not None and per_message[message] > max_windows:
-            continue
+    windows = []
+    for pieces in tokenizer.windows(texts, max_windows):
         spans = [
             None if is_special or start >= end else (start, end)
-            for (start, end), is_special in zip(offsets, special)
+            for (start, end), is_special in zip(pieces.offsets, pieces.special)
         ]
-        windows.append(Window(message, input_ids, spans))
+        windows.append(Window(pieces.text_index, pieces.input_ids, spans))
     return windows
 
 

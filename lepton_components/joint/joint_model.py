@@ -6,15 +6,13 @@ mean over real pieces is the sentence vector, which feeds the intent head (as in
 costs one encoder pass however many of the three it needs.
 """
 
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from lepton_components.batching import sorted_batches
-from lepton_components.torch_encoder import mean_pool, pad_batch
-
-INFERENCE_BATCH_SIZE = 64
+from lepton_components.joint.joint_graph import JointPredictions, predict_in_batches
+from lepton_components.torch_encoder import mean_pool
 
 
 class JointOutput(NamedTuple):
@@ -67,51 +65,35 @@ class JointModel(torch.nn.Module):
         return self.heads(self.encode(input_ids, attention_mask), attention_mask)
 
 
-class JointPredictions(NamedTuple):
-    """Per window, in input order."""
+class ServingOutputs(torch.nn.Module):
+    """What serving reads from a JointModel, as plain tensors in `joint_graph.OUTPUT_NAMES`
+    order: intent probabilities, unit-length sentence vectors and, with a tag head, tag
+    probabilities. The one definition both the PyTorch path and the exported ONNX graph run."""
 
-    intent_probabilities: np.ndarray  # (windows, intents)
-    tag_probabilities: Optional[List[np.ndarray]]  # (pieces, tags) each; None without a tag head
-    sentence_vectors: np.ndarray  # (windows, hidden), unit length, float32
+    def __init__(self, model: JointModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        output = self.model(input_ids, attention_mask)
+        served = (
+            torch.softmax(output.intent_logits.float(), dim=-1),
+            torch.nn.functional.normalize(output.pooled.float(), dim=-1),
+        )
+        if output.tag_logits is None:
+            return served
+        return (*served, torch.softmax(output.tag_logits.float(), dim=-1))
 
 
 def predict(
     model: JointModel, token_ids: Sequence[List[int]], pad_token_id: int, device: torch.device
 ) -> JointPredictions:
-    """Intent and tag probabilities and unit sentence vectors, one encoder pass per batch.
+    """`ServingOutputs` of every window with PyTorch (training, `inference_backend: torch`, CUDA)."""
+    served = ServingOutputs(model).eval()
 
-    Batches hold up to 64 windows, so the windows of one message (at most `max_windows`)
-    and of a few messages share one pass.
-    """
-    model.eval()
-    count = len(token_ids)
-    intents = np.zeros((count, model.head["intent"].out_features), dtype=np.float32)
-    vectors = np.zeros((count, model.head["intent"].in_features), dtype=np.float32)
-    tags: Dict[int, np.ndarray] = {}
-    with torch.inference_mode():
-        for batch in sorted_batches([len(ids) for ids in token_ids], INFERENCE_BATCH_SIZE):
-            input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_token_id, device)
-            output = model(input_ids, attention_mask)
-            intents[batch] = torch.softmax(output.intent_logits.float(), dim=-1).cpu().numpy()
-            vectors[batch] = torch.nn.functional.normalize(output.pooled.float(), dim=-1).cpu().numpy()
-            if output.tag_logits is not None:
-                probabilities = torch.softmax(output.tag_logits.float(), dim=-1).cpu().numpy()
-                for row, index in enumerate(batch):
-                    tags[index] = probabilities[row, : len(token_ids[index])]
-    return JointPredictions(
-        intents, [tags[index] for index in range(count)] if model.has_tagger else None, vectors
-    )
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> List[np.ndarray]:
+        with torch.inference_mode():
+            outputs = served(torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device))
+        return [output.cpu().numpy() for output in outputs]
 
-
-def sentence_vectors(
-    model: JointModel, token_ids: Sequence[List[int]], pad_token_id: int, device: torch.device
-) -> np.ndarray:
-    """Unit-length mean-pooled encoder vectors (no heads), e.g. of knowledge-base questions."""
-    model.eval()
-    vectors = np.zeros((len(token_ids), model.head["intent"].in_features), dtype=np.float32)
-    with torch.inference_mode():
-        for batch in sorted_batches([len(ids) for ids in token_ids], INFERENCE_BATCH_SIZE):
-            input_ids, attention_mask = pad_batch([token_ids[i] for i in batch], pad_token_id, device)
-            pooled = mean_pool(model.encode(input_ids, attention_mask), attention_mask)
-            vectors[batch] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
-    return vectors
+    return predict_in_batches(run, token_ids, pad_token_id)

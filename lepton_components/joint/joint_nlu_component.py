@@ -24,7 +24,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.shared.exceptions import InvalidConfigException
 
-from lepton_components import backbone, config_validation, open_set
+from lepton_components import backbone, config_validation, onnx_graph, open_set
 from lepton_components.classifiers.bert_intent_classifier import (
     check_intent_config,
     check_intent_labels,
@@ -32,6 +32,7 @@ from lepton_components.classifiers.bert_intent_classifier import (
     messages_to_classify,
     write_intents,
 )
+from lepton_components.cpu_threads import cap_blas_threads
 from lepton_components.encoder_component import WARM_UP_TEXT, EncoderComponent
 from lepton_components.encoder_config import EncoderConfig
 from lepton_components.encoder_persistence import ADAPTER_FILE, ENCODER_FILE
@@ -44,6 +45,7 @@ from lepton_components.extractors.bert_entity_extractor import (
 )
 from lepton_components.extractors.bio_alignment import TagScheme
 from lepton_components.extractors.entity_windows import Window
+from lepton_components.joint.joint_graph import JointGraph, JointPredictions, export_joint_graph
 from lepton_components.retrieval.knowledge_base import KnowledgeBaseError, load_knowledge_base
 from lepton_components.retrieval.knowledge_search import (
     ANSWER_CANDIDATES,
@@ -54,6 +56,7 @@ from lepton_components.retrieval.knowledge_search import (
     file_sha256,
     search_default_config,
 )
+from lepton_components.word_pieces import TOKENIZER_FILE, PieceTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +85,12 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
       base's questions embedded by this same fine-tuned encoder; the query vector is the
       unit-length pooled vector the intent head reads. `reload()` re-embeds an edited
       file without retraining (the admin routes and the operator console call it).
+
+    With `inference_backend: onnxruntime` (the demo's) training also stores the whole pass,
+    heads included, as an ONNX graph (int8 with `inference_quantization: int8`) beside the
+    word-piece tokenizer, and a server runs that graph with ONNX Runtime and numpy: serving
+    never imports torch or `transformers`. The sentence vectors of the training examples
+    (open-set score) and of the knowledge base are computed by that same graph.
 
     Data without entity annotations trains no tag head (a warning says so) and the
     component then extracts no entities; fewer than two intents stop training.
@@ -172,6 +181,8 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         self._open_set: Optional[open_set.PrototypeScore] = None
         # How the trained model pools sentences; a loaded model keeps what it was trained with.
         self._normalize_embeddings = bool(config["normalize_embeddings"])
+        # The stored serving graph, when the component serves one (`_serves_stored_graph`).
+        self._graph: Optional[JointGraph] = None
         self._search: Optional[KnowledgeSearch] = (
             KnowledgeSearch(type(self).__name__, config, self.encode) if config["knowledge_base"] is not None else None
         )
@@ -266,7 +277,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
                 tags=tags,
             ),
             self.settings,
-            self.tokenizer.pad_token_id,
+            self.pieces.pad_token_id,
             self._device,
             self.settings.epochs_for(len(examples)),
             head_warmup_epochs=self.component_config["head_warmup_epochs"],
@@ -274,6 +285,8 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         )
         self.training_report = report.__dict__
         logger.info(f"{name} trained: {self.training_report}")
+        self._persist_model()
+        self._start_serving()
         labelled = [(text, intent) for text, intent in zip(texts, intents) if intent]
         self._open_set = open_set.PrototypeScore.fit(
             self.encode([text for text, _ in labelled]), np.array([intent for _, intent in labelled]), keep_examples=True
@@ -289,8 +302,26 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
                 [(question, answer.id) for answer in state.answers for question in answer.questions],
                 str(self.component_config["knowledge_base"]),
             )
-        self._serve_trained_model()
+        self._persist_scores()
         return self._resource
+
+    def _serves_stored_graph(self) -> bool:
+        """ONNX Runtime serves on the CPU; `device: cuda` serves with PyTorch on the GPU."""
+        return self.settings.inference_backend == "onnxruntime" and self.settings.device != "cuda"
+
+    def _start_serving(self) -> None:
+        """After training: merge LoRA, and with a stored graph export it, store it and serve it,
+        so the training process scores and indexes with exactly what a server will run."""
+        from lepton_components import torch_encoder
+
+        self.model.encoder = torch_encoder.merged_for_serving(self.model.encoder)
+        self.model.eval()
+        if not self._serves_stored_graph():
+            return
+        graph = export_joint_graph(self.model, int8=self.settings.inference_quantization == "int8")
+        with self._model_storage.write_to(self._resource) as directory:
+            onnx_graph.save_graph(graph, Path(directory))
+        self._graph = JointGraph(graph, self.pieces.pad_token_id, self.settings.training_threads)
 
     def _set_transition_counts(self, counts: Optional[List[List[int]]]) -> None:
         """Keeps the counts for persistence and their log-probabilities for decoding."""
@@ -309,24 +340,32 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         )
 
     def _windows(self, texts: List[Text], max_windows: Optional[int] = None) -> List[Window]:
-        return entity_windows.split_windows(
-            self.tokenizer, texts, self.settings.max_length, self.component_config["window_overlap"], max_windows
-        )
+        return entity_windows.split_windows(self.pieces, texts, max_windows)
 
     # --------------------------------------------------------------- inference
 
-    def process(self, messages: List[Message]) -> List[Message]:
-        """Sets `intent`, `intent_ranking`, appends `entities`, sets `answer_candidates`: one pass."""
-        if self.model is None:
-            return messages
+    @property
+    def _is_trained(self) -> bool:
+        return self._graph is not None or self.model is not None
+
+    def _predict(self, token_ids: Sequence[List[int]]) -> JointPredictions:
+        """One pass over windows: the stored graph, or PyTorch without one."""
+        if self._graph is not None:
+            return self._graph.predict(token_ids)
         from lepton_components.joint.joint_model import predict
 
+        return predict(self.model, token_ids, self.pieces.pad_token_id, self._device)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Sets `intent`, `intent_ranking`, appends `entities`, sets `answer_candidates`: one pass."""
+        if not self._is_trained:
+            return messages
         with_text = messages_to_classify(messages)
         if not with_text:
             return messages
         texts = [message.get(TEXT) for message in with_text]
         windows = self._windows(texts, self.component_config["max_windows"])
-        predictions = predict(self.model, [window.input_ids for window in windows], self.tokenizer.pad_token_id, self._device)
+        predictions = self._predict([window.input_ids for window in windows])
         first_window: Dict[int, int] = {}
         for position, window in enumerate(windows):
             first_window.setdefault(window.message, position)
@@ -424,10 +463,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         The vectors the knowledge-base index holds: the same pooled vector `process`
         searches with, so a question matches itself at a cosine of 1.
         """
-        from lepton_components.joint.joint_model import sentence_vectors
-
-        token_ids = self.tokenizer(list(texts), truncation=True, max_length=self.settings.max_length)["input_ids"]
-        return sentence_vectors(self.model, token_ids, self.tokenizer.pad_token_id, self._device)
+        return self._predict(self.pieces.first_window_ids(texts)).sentence_vectors
 
     def _get_encoder(self) -> "JointNluComponent":
         """The sentence encoder (`encode(texts)`), as FaqRetriever's, for the operator console."""
@@ -443,7 +479,7 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         The old index keeps serving until the swap and stays in place if the file is invalid
         (KnowledgeBaseInvalid is raised). No retraining: the encoder stays as trained.
         """
-        if self._search is None or self.model is None:
+        if self._search is None or not self._is_trained:
             raise KnowledgeBaseInvalid(
                 f"{type(self).__name__} has no knowledge base to reload: it needs `knowledge_base: data/faq.yml` "
                 "(your file) in its config.yml entry and a model trained with it (`rasa train`)."
@@ -468,9 +504,19 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         return "+".join(parts)
 
     def persist(self) -> None:
-        """Weights and metadata (EncoderComponent), the class centroids as safetensors, then
-        the index as FAISS bytes and its answers as JSON."""
+        """Everything `train` writes: the model, then the scores built with it."""
+        self._persist_model()
+        self._persist_scores()
+
+    def _persist_model(self) -> None:
+        """Weights and metadata (EncoderComponent) and the word-piece tokenizer as JSON."""
         super().persist()
+        with self._model_storage.write_to(self._resource) as directory:
+            (Path(directory) / TOKENIZER_FILE).write_text(self.pieces.to_json(), encoding="utf-8")
+
+    def _persist_scores(self) -> None:
+        """The class centroids and examples as safetensors, then the index as FAISS bytes and
+        its answers as JSON."""
         with self._model_storage.write_to(self._resource) as directory:
             self._open_set.save(directory)
             if self.state is not None:
@@ -490,10 +536,26 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         if not for_training:
             self._search.rebuild_if_changed()
 
+    def _open_serving_graph(self, directory: Path) -> bool:
+        """The stored graph and tokenizer, when this config serves them: no backbone, no torch."""
+        if not self._serves_stored_graph():
+            return False
+        graph = onnx_graph.load_graph(directory)
+        self.pieces = PieceTokenizer.from_json(
+            (directory / TOKENIZER_FILE).read_text(encoding="utf-8"),
+            self.settings.max_length,
+            self.component_config["window_overlap"],
+        )
+        cap_blas_threads(self.settings.num_threads)
+        self._graph = JointGraph(graph, self.pieces.pad_token_id, self.settings.num_threads)
+        if self._graph.has_tagger != (self.scheme is not None):
+            raise ValueError("the serving graph and metadata.json disagree on whether there is a tag head")
+        return True
+
     def _saved_metadata(self) -> Dict[Text, Any]:
         return {
             "labels": self.labels,
-            "normalize_embeddings": self.model.normalize,
+            "normalize_embeddings": self._normalize_embeddings,
             "entity_labels": self.scheme.to_json() if self.scheme is not None else None,
             "tags": self.scheme.tag_names if self.scheme is not None else None,
             "tag_transitions": self.transition_counts,

@@ -31,7 +31,8 @@ from lepton_components.encoder_config import EncoderConfig
 from lepton_components.extractors.bio_alignment import IGNORE_INDEX
 from lepton_components.extractors.token_tagger import entity_counts, pad_tags
 from lepton_components.fine_tuning import LoopResult, stratified_holdout, train_with_early_stopping
-from lepton_components.joint.joint_model import INFERENCE_BATCH_SIZE, JointModel, JointOutput
+from lepton_components.joint.joint_graph import INFERENCE_BATCH_SIZE
+from lepton_components.joint.joint_model import JointModel, JointOutput
 from lepton_components.torch_encoder import mean_pool, pad_batch, trainable_parameters
 
 logger = logging.getLogger(__name__)

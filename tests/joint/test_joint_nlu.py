@@ -510,24 +510,149 @@ def test_persist_then_load_gives_identical_outputs(trained, storage, config) -> 
         )
 
 
-def test_onnx_runtime_int8_keeps_the_answers_in_one_pass(trained, storage, config) -> None:
-    from lepton_components.onnx_encoder import OnnxRuntimeEncoder
+GRAPH_FILES = ["serving_graph.json", "serving_graph.safetensors", "word_pieces.json"]
 
-    served = load(storage, config, inference_backend="onnxruntime", inference_quantization="int8")
-    assert isinstance(served.model.encoder, OnnxRuntimeEncoder) and served.model.encoder.precision == "int8"
+
+@pytest.fixture(scope="module")
+def graph_storage(tmp_path_factory: pytest.TempPathFactory, config: Dict[Text, Any]) -> LocalModelStorage:
+    """The same training with the demo's serving settings: ONNX Runtime, int8, stored graph."""
+    storage = LocalModelStorage(tmp_path_factory.mktemp("joint-graph-storage"))
+    component = JointNluComponent.create(
+        {**config, "inference_backend": "onnxruntime", "inference_quantization": "int8"},
+        storage,
+        Resource("joint"),
+        context(),
+    )
+    component.train(training_data())
+    return storage
+
+
+def graph_config(config: Dict[Text, Any]) -> Dict[Text, Any]:
+    return {**config, "inference_backend": "onnxruntime", "inference_quantization": "int8"}
+
+
+class SessionRuns:
+    """Counts an ONNX Runtime session's `run` calls."""
+
+    def __init__(self, component: JointNluComponent) -> None:
+        self.count = 0
+        session = component._graph.session
+        original = session.run
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return original(*args, **kwargs)
+
+        component._graph.session = SimpleNamespace(run=counting, get_outputs=session.get_outputs)
+
+
+def test_the_stored_int8_graph_keeps_the_answers_in_one_pass(trained, graph_storage, config) -> None:
+    served = load(graph_storage, graph_config(config))
+    assert served.model is None and served._graph is not None  # no PyTorch model was built
     texts = [text for text, _ in intent_texts_and_labels()]
     full, int8 = parse(trained, texts), parse(served, texts)
     assert np.mean([a.get("intent")["name"] == b.get("intent")["name"] for a, b in zip(full, int8)]) >= 0.8
     assert not np.allclose(confidences(int8), confidences(full), atol=1e-6)  # really int8
     same_entities = [entity_tuples(a.get("entities")) == entity_tuples(b.get("entities")) for a, b in zip(full, int8)]
     assert np.mean(same_entities) >= 0.8
+    # The index was built by the graph the server runs, so a question matches itself exactly.
     for question in ["how much is shipping", "when do i get my money back"]:
-        assert parse(served, [question])[0].get(ANSWER_CANDIDATES)[0]["question"] == question
-    calls = EncoderCalls(served.model.encoder)
-    try:
-        assert calls.per_message(served, ["hello", f"{LONG_PREFIX}where is order 778899"]) == [1, 1]
-    finally:
-        calls.close()
+        best = parse(served, [question])[0].get(ANSWER_CANDIDATES)[0]
+        assert best["question"] == question and best["score"] == pytest.approx(1.0, abs=1e-3)
+    runs = SessionRuns(served)
+    parse(served, ["hello"])
+    parse(served, [f"{LONG_PREFIX}where is order 778899"])
+    assert runs.count == 2
+
+
+def test_the_stored_graph_computes_what_pytorch_computes(graph_storage, config) -> None:
+    from lepton_components.joint.joint_graph import JointGraph, export_joint_graph
+    from lepton_components.joint.joint_model import predict
+
+    trained_here = load(graph_storage, {**config, "inference_backend": "torch"})  # the same weights in PyTorch
+    token_ids = [window.input_ids for window in trained_here._windows(INTENT_TEXTS + [f"{LONG_PREFIX}order 778899"])]
+    pad = trained_here.pieces.pad_token_id
+    expected = predict(trained_here.model, token_ids, pad, trained_here._device)
+    fp32 = JointGraph(export_joint_graph(trained_here.model, int8=False), pad, 1).predict(token_ids)
+    np.testing.assert_allclose(fp32.intent_probabilities, expected.intent_probabilities, atol=1e-4)
+    np.testing.assert_allclose(fp32.sentence_vectors, expected.sentence_vectors, atol=1e-4)
+    for mine, theirs in zip(fp32.tag_probabilities, expected.tag_probabilities):
+        np.testing.assert_allclose(mine, theirs, atol=1e-4)
+
+
+def test_a_server_on_the_stored_graph_never_imports_torch_or_transformers(graph_storage, config, tmp_path) -> None:
+    """What makes serving lighter: the archive alone, ONNX Runtime and numpy."""
+    import subprocess
+    import sys
+
+    settings = tmp_path / "config.json"
+    settings.write_text(json.dumps(graph_config(config)), encoding="utf-8")
+    with graph_storage.read_from(Resource("joint")) as directory:
+        script = f"""
+import json, sys
+from pathlib import Path
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from lepton_components.joint.joint_nlu_component import JointNluComponent
+config = json.load(open({str(settings)!r}))
+storage = LocalModelStorage(Path({str(Path(directory).parent)!r}))
+component = JointNluComponent.load(config, storage, Resource("joint"), ExecutionContext(None, "joint"))
+message = Message(data={{"text": "where is my order 123456"}})
+component.process([message])
+print(json.dumps({{
+    "intent": message.get("intent")["name"],
+    "entities": [e["value"] for e in message.get("entities")],
+    "imported": sorted(name for name in ("torch", "transformers", "peft") if name in sys.modules),
+}}))
+"""
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"intent": "order_status", "entities": ["123456"], "imported": []}
+
+
+def test_the_stored_graph_is_json_and_safetensors(graph_storage) -> None:
+    from safetensors.numpy import load_file
+
+    with graph_storage.read_from(Resource("joint")) as directory:
+        folder = Path(directory)
+        names = sorted(path.name for path in folder.iterdir())
+        graph = json.loads((folder / "serving_graph.json").read_text())
+        weights = load_file(str(folder / "serving_graph.safetensors"))
+        pieces = json.loads((folder / "word_pieces.json").read_text())
+    assert set(GRAPH_FILES) <= set(names)
+    assert "initializer" not in graph["graph"]  # every weight is in the safetensors file
+    assert [output["name"] for output in graph["graph"]["output"]] == [
+        "intent_probabilities", "sentence_vectors", "tag_probabilities"
+    ]
+    assert any(value.dtype == np.int8 for value in weights.values())
+    assert pieces["pad_token_id"] == 0 and pieces["tokenizer"]["model"]["type"] == "WordPiece"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "serving_graph.json").unlink(),
+        lambda folder: (folder / "serving_graph.json").write_text('{"graph": {"node": [', encoding="utf-8"),
+        lambda folder: (folder / "serving_graph.safetensors").write_bytes(b"\x00" * 16),
+        lambda folder: (folder / "word_pieces.json").unlink(),
+    ],
+    ids=["graph-missing", "graph-not-json", "weights-truncated", "tokenizer-missing"],
+)
+def test_a_damaged_serving_graph_stops_loading_with_the_fix(graph_storage, config, tmp_path, damage) -> None:
+    copy = _copy_of_the_archive(graph_storage, tmp_path)
+    damage(tmp_path / "joint")
+    with pytest.raises(DamagedModelArchive, match=r"JointNluComponent cannot read .*rasa train --force"):
+        load(copy, graph_config(config))
+
+
+def test_an_archive_trained_for_pytorch_is_refused_by_a_graph_config(storage, config) -> None:
+    with pytest.raises(DamagedModelArchive, match="serving_graph.json"):
+        load(storage, graph_config(config))
 
 
 def test_loading_warms_the_model_up(trained, storage, config, monkeypatch) -> None:
@@ -559,7 +684,7 @@ def test_artefacts_are_safetensors_json_and_index_bytes_only(trained, storage, k
         metadata = json.loads((folder / "metadata.json").read_text())
     assert names == [
         "adapter.safetensors", "head.safetensors", "index.faiss", "knowledge_base.json", "metadata.json",
-        "open_set.safetensors",
+        "open_set.safetensors", "word_pieces.json",
     ]
     assert sorted(head) == ["intent.bias", "intent.weight", "tags.bias", "tags.weight"]
     assert index.ntotal == 6
@@ -689,7 +814,10 @@ def test_head_only_with_a_knowledge_base_persists_and_loads(storage, tiny_bert_p
     with storage.read_from(Resource("head-only")) as directory:
         names = sorted(path.name for path in Path(directory).iterdir())
         fingerprint = json.loads((Path(directory) / "knowledge_base.json").read_text())["encoder_fingerprint"]
-    assert names == ["head.safetensors", "index.faiss", "knowledge_base.json", "metadata.json", "open_set.safetensors"]
+    assert names == [
+        "head.safetensors", "index.faiss", "knowledge_base.json", "metadata.json", "open_set.safetensors",
+        "word_pieces.json",
+    ]
     assert fingerprint == backbone.backbone_fingerprint(tiny_bert_path)
     loaded = JointNluComponent.load(config, storage, Resource("head-only"), context())
     texts = INTENT_TEXTS + ["how much is shipping"]
