@@ -27,6 +27,7 @@ import numpy as np
 from benchmarks.pipelines import REPO, shipped_joint_entry
 from benchmarks.reporting import publish
 from benchmarks.restaurant8k import Span, span_f1
+from lepton_components.open_set import OPEN_SET_REJECTED_RANKING, OPEN_SET_SCORE
 
 SEED = 7
 HELD_OUT_SHARE = 5  # one example in five per intent
@@ -65,9 +66,19 @@ def spans(message: Any) -> Set[Span]:
 
 
 def score(held_out: Sequence[Any], parsed: Sequence[Any]) -> Dict[str, Any]:
-    """Intent accuracy over every held-out example; entity precision / recall / F1 over the
-    ones with entities, with each missed and spurious span named."""
-    accuracy = float(np.mean([(p.get("intent") or {}).get("name") == e.get("intent") for p, e in zip(parsed, held_out)]))
+    """Intent accuracy over every held-out example, with each miss named and those the
+    open-set score turned away ("none of these": the bot defers, it does not answer wrongly)
+    counted apart; entity precision / recall / F1 over the ones with entities, with each
+    missed and spurious span named."""
+    predicted = [(p.get("intent") or {}).get("name") for p in parsed]
+    accuracy = float(np.mean([name == e.get("intent") for name, e in zip(predicted, held_out)]))
+    turned_away = [p.get(OPEN_SET_REJECTED_RANKING) is not None for p in parsed]
+    intent_misses = [
+        f"'{e.get('text')}': {e.get('intent')} -> {name}"
+        + (f" (none of these, open-set score {p.get(OPEN_SET_SCORE)})" if away else "")
+        for e, p, name, away in zip(held_out, parsed, predicted, turned_away)
+        if name != e.get("intent")
+    ]
     with_entities = [(e, p) for e, p in zip(held_out, parsed) if e.get("entities")]
     gold = [spans(e) for e, _ in with_entities]
     found = [spans(p) for _, p in with_entities]
@@ -79,6 +90,10 @@ def score(held_out: Sequence[Any], parsed: Sequence[Any]) -> Dict[str, Any]:
     return {
         "intent_examples": len(held_out),
         "intent_accuracy": round(accuracy, 4),
+        "intent_misses_none_of_these": sum(
+            away and name != e.get("intent") for away, name, e in zip(turned_away, predicted, held_out)
+        ),
+        "intent_misses": intent_misses,
         "entities": sum(len(g) for g in gold),
         **span_f1(gold, found),
         "missed": [m for (e, _), g, f in zip(with_entities, gold, found) for m in named(e, g - f)],
@@ -121,7 +136,8 @@ def main() -> None:
     if args.extractor:
         # The extractor tags only: its intent accuracy is not a figure (it sets no intent).
         extractor = train_and_score(BertEntityExtractor, {"show_progress_bar": False}, args.data)
-        extractor.pop("intent_accuracy")
+        for key in ("intent_accuracy", "intent_misses_none_of_these", "intent_misses"):
+            extractor.pop(key)
         results.append(extractor)
     report = {
         "command": "python -m benchmarks.demo_nlu" + (" --extractor" if args.extractor else ""),

@@ -62,10 +62,29 @@ def test_scores_exact_spans_and_names_each_miss_and_spurious_entity() -> None:
     ]
     result = demo_nlu.score(gold, parsed)
     assert result["intent_accuracy"] == round(2 / 3, 4)
+    assert result["intent_misses"] == ["'hello': greet -> goodbye"]
+    assert result["intent_misses_none_of_these"] == 0
     assert result["entities"] == 2
     assert (result["precision"], result["recall"], result["f1"]) == (0.5, 0.5, 0.5)
     assert result["missed"] == ["product 'gaming laptop' in 'is the gaming laptop in stock'"]
     assert result["spurious"] == ["product 'laptop' in 'is the gaming laptop in stock'"]
+
+
+def test_a_message_turned_away_as_none_of_these_is_counted_and_named_as_such() -> None:
+    gold = [
+        Message(data={"text": "representative please", "intent": "human_handoff"}),
+        Message(data={"text": "what is the meaning of life", "intent": "out_of_scope"}),
+    ]
+    parsed = [parsed_message(example.get("text"), "out_of_scope", []) for example in gold]
+    for message in parsed:
+        message.set("open_set_rejected_ranking", [{"name": "human_handoff", "confidence": 0.9}])
+        message.set("open_set_score", 0.46)
+    result = demo_nlu.score(gold, parsed)
+    # Turning away an out-of-scope question is right; only the other one is a miss.
+    assert result["intent_accuracy"] == 0.5 and result["intent_misses_none_of_these"] == 1
+    assert result["intent_misses"] == [
+        "'representative please': human_handoff -> out_of_scope (none of these, open-set score 0.46)"
+    ]
 
 
 def test_trains_the_entry_config_yml_ships_with_its_knowledge_base() -> None:
