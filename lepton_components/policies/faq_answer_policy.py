@@ -57,6 +57,12 @@ class FaqAnswerPolicy(Policy):
             # is answered instead of the intent: the classifier only knows its intents,
             # so a question on an FAQ topic lands on the nearest intent, unsure.
             "intent_confidence_ceiling": 0.8,
+            # With a number, that answer must also score at least the intent's confidence
+            # plus this margin: when one classifier scores intents and answers on one scale
+            # (JointNluComponent's answer classes), the stronger evidence wins, so a vague
+            # "where is it?" stays with `order_status` at 0.6 instead of a store-locations
+            # answer at 0.52. null: any answer clearing `answer_threshold` wins.
+            "answer_over_intent_margin": None,
             "answer_threshold": 0.6,
             "suggest_threshold": 0.45,
             # The best candidate must lead the second by this much to be answered outright.
@@ -96,6 +102,10 @@ class FaqAnswerPolicy(Policy):
             )
         except ValueError as error:
             raise InvalidConfigException(f"{type(self).__name__}: {error}. Fix the values in config.yml.") from error
+        if config["answer_over_intent_margin"] is not None:
+            config_validation.check_number(
+                type(self).__name__, "answer_over_intent_margin", config["answer_over_intent_margin"], -1, 1, example=0.0
+            )
         self.suggest_actions = {int(count): name for count, name in config["suggest_actions"].items()}
 
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
@@ -151,6 +161,9 @@ class FaqAnswerPolicy(Policy):
             return self._predict_inside_form(tracker, domain, message, triggered, candidates) or abstain
         if not triggered and best_score < self.config["override_threshold"]:
             if confidence >= self.config["intent_confidence_ceiling"] or best_score < self.thresholds.answer:
+                return abstain
+            margin = self.config["answer_over_intent_margin"]
+            if margin is not None and best_score < confidence + margin:
                 return abstain
         decision = decide(candidates, self.thresholds, self._deflected_last_turn(tracker))
         if not triggered and decision.kind != ANSWER:

@@ -130,6 +130,24 @@ def test_unsure_intent_yields_to_a_strong_answer(policy) -> None:
     assert action == "utter_faq_answer" and events == [SlotSet("faq_answer", "gift_cards answer")]
 
 
+def test_with_a_margin_an_unsure_intent_keeps_the_turn_from_a_weaker_answer(create_component) -> None:
+    policy = create_component(FaqAnswerPolicy, {"answer_threshold": 0.5, "answer_over_intent_margin": 0.0})
+    # "where is it?" after giving an order number: order_status 0.60, a store answer 0.52.
+    assert predicted(policy, tracker_for(user("order_status", 0.60, [candidate("store_locations", 0.52)]))) == (None, [])
+    action, events = predicted(policy, tracker_for(user("shipping_info", 0.60, [candidate("click_and_collect", 0.71)])))
+    assert action == "utter_faq_answer" and events == [SlotSet("faq_answer", "click_and_collect answer")]
+    # Without the margin (the default) the clearing answer wins as before.
+    default = create_component(FaqAnswerPolicy, {"answer_threshold": 0.5})
+    assert predicted(default, tracker_for(user("order_status", 0.60, [candidate("store_locations", 0.52)])))[0] == (
+        "utter_faq_answer"
+    )
+
+
+def test_a_margin_that_is_not_a_number_is_a_config_error(create_component) -> None:
+    with pytest.raises(InvalidConfigException, match="answer_over_intent_margin"):
+        create_component(FaqAnswerPolicy, {"answer_over_intent_margin": "high"})
+
+
 def test_near_exact_question_is_answered_whatever_the_intent(policy) -> None:
     action, _ = predicted(policy, tracker_for(user("greet", 0.99, [candidate("a", 0.97), candidate("b", 0.5)])))
     assert action == "utter_faq_answer"
