@@ -64,6 +64,9 @@ logger = logging.getLogger(__name__)
 RETRIEVAL_SEPARATOR = "/"
 # Answer classes below this probability leave the candidates to the cosine search.
 MIN_ANSWER_PROBABILITY = 0.05
+# What the component's part of the archive holds; bump it when that changes (2: the
+# stored serving graph and word-piece tokenizer).
+ARCHIVE_LAYOUT = 2
 
 
 @DefaultV1Recipe.register(
@@ -151,7 +154,12 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
-        """Retrains when the backbone changes; a knowledge-base edit retrains nothing.
+        """Retrains when the backbone or the archive layout changes; a knowledge-base edit
+        retrains nothing.
+
+        With ARCHIVE_LAYOUT in the fingerprint, `rasa train` (`make run`) after an upgrade that
+        changed what the archive holds trains a new model instead of keeping one the new
+        code refuses at load.
 
         The index is rebuilt at load (`rebuild_if_changed`) or by `reload()`, which costs
         one pass over the questions instead of fine-tuning the encoder again. Only with
@@ -159,8 +167,11 @@ class JointNluComponent(EncoderComponent, IntentClassifier, EntityExtractorMixin
         an edited file retrain.
         """
         fingerprint = super().fingerprint_addon(config)
+        if fingerprint is None:
+            return None
+        fingerprint = f"{fingerprint}:layout-{ARCHIVE_LAYOUT}"
         knowledge_base = config.get("knowledge_base")
-        if fingerprint is None or not knowledge_base or config.get("rebuild_if_changed", True):
+        if not knowledge_base or config.get("rebuild_if_changed", True):
             return fingerprint
         return f"{fingerprint}:{file_sha256(Path(str(knowledge_base))) or 'missing'}"
 

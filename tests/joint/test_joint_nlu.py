@@ -650,6 +650,16 @@ def test_a_damaged_serving_graph_stops_loading_with_the_fix(graph_storage, confi
         load(copy, graph_config(config))
 
 
+def test_a_new_archive_layout_makes_rasa_train_retrain(config, monkeypatch) -> None:
+    """After an upgrade that changes what the archive holds, `rasa train` trains anew instead of
+    keeping a model the new code would refuse at load."""
+    from lepton_components.joint import joint_nlu_component
+
+    before = JointNluComponent.fingerprint_addon(config)
+    monkeypatch.setattr(joint_nlu_component, "ARCHIVE_LAYOUT", joint_nlu_component.ARCHIVE_LAYOUT + 1)
+    assert JointNluComponent.fingerprint_addon(config) != before
+
+
 def test_an_archive_trained_for_pytorch_is_refused_by_a_graph_config(storage, config) -> None:
     with pytest.raises(DamagedModelArchive, match="serving_graph.json"):
         load(storage, graph_config(config))
