@@ -33,12 +33,13 @@ Enable it in `endpoints.yml`::
       username: postgres
 """
 
+import functools
 import itertools
 import json
 import logging
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, Optional, Text, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Text, Type, Union
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -73,6 +74,28 @@ DEFAULT_STARTUP_TIMEOUT = 30
 # Conversations kept in memory between messages (conversation_cache.py); a 20-message
 # conversation of the demo bot takes about 100 kB.
 DEFAULT_CACHED_CONVERSATIONS = 500
+
+
+@functools.lru_cache(maxsize=None)
+def _event_class(type_name: Text) -> Optional[Type[Event]]:
+    """Rasa's `Event.resolve_by_type`, once per name: it walks the whole tree of `Event`
+    subclasses for every event, which was most of rebuilding a conversation from its rows."""
+    return Event.resolve_by_type(type_name)
+
+
+def deserialise_events(serialised: Iterable[Dict[Text, Any]]) -> List[Event]:
+    """What Rasa's `rasa.shared.core.events.deserialise_events` returns, with the classes looked up once."""
+    events = []
+    for parameters in serialised:
+        if "event" not in parameters:
+            continue
+        event_class = _event_class(parameters["event"])
+        event = event_class._from_parameters(parameters) if event_class else None
+        if event is None:
+            logger.warning(f"A stored event could not be read and is left out: {parameters!r}")
+            continue
+        events.append(event)
+    return events
 
 
 class TrackerStoreUnavailable(ConnectionException):
@@ -208,7 +231,8 @@ class StrictSQLTrackerStore(SQLTrackerStore):
             rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
         if not self.domain or not rows:
             return None
-        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(row.data) for row in rows], self.domain.slots)
+        events = deserialise_events(json.loads(row.data) for row in rows)
+        tracker = DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
         self._cache.put(sender_id, CachedConversation(newest, len(rows), tracker.copy()))
         return tracker
 

@@ -6,6 +6,7 @@ the open ones, or the store is pointed at a port where nothing listens.
 """
 
 import asyncio
+import datetime
 import socket
 import time
 import uuid
@@ -20,12 +21,27 @@ from rasa.core.tracker_store import FailSafeTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
+    ActionExecutionRejected,
+    ActionReverted,
+    ActiveLoop,
+    AllSlotsReset,
     BotUttered,
+    ConversationPaused,
+    ConversationResumed,
+    DefinePrevUserUtteredFeaturization,
+    EntitiesAdded,
     Event,
+    FollowupAction,
+    LoopInterrupted,
+    ReminderScheduled,
+    Restarted,
     SessionStarted,
     SlotSet,
+    StoryExported,
     UserUttered,
+    UserUtteranceReverted,
 )
+from rasa.shared.core.events import deserialise_events as rasa_deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import ConnectionException, InvalidConfigException
 from rasa.utils.endpoints import read_endpoint_config
@@ -33,6 +49,7 @@ from rasa.utils.endpoints import read_endpoint_config
 from lepton_components.stores.strict_tracker_store import (
     StrictSQLTrackerStore,
     TrackerStoreUnavailable,
+    deserialise_events,
     make_tracker_store_strict,
 )
 from tests.services import require_service
@@ -368,3 +385,27 @@ def test_the_default_endpoint_file_keeps_conversations_in_sqlite_with_this_store
     assert _as_dicts(asyncio.run(store.retrieve(sender_id))) == _as_dicts(tracker)
     assert (tmp_path / "lepton-trackers.db").is_file()
     store.engine.dispose()
+
+
+def test_stored_events_are_read_back_as_rasa_reads_them() -> None:
+    events: List[Event] = _tracker("customer").events_after_latest_restart() + [
+        ActionExecutionRejected("order_status_form"),
+        ActionReverted(),
+        ActiveLoop("order_status_form"),
+        AllSlotsReset(),
+        ConversationPaused(),
+        ConversationResumed(),
+        DefinePrevUserUtteredFeaturization(False),
+        EntitiesAdded([{"entity": "order_number", "value": "LP-123456"}]),
+        FollowupAction("utter_greet"),
+        LoopInterrupted(True),
+        ReminderScheduled("remind", trigger_date_time=datetime.datetime(2026, 12, 7)),
+        Restarted(),
+        StoryExported(),
+        UserUtteranceReverted(),
+        UserUttered("LP-123456", {"name": "inform", "confidence": 0.9}, [{"entity": "order_number", "value": "LP-123456"}]),
+    ]
+    rows = [event.as_dict() for event in events]
+    read = deserialise_events(rows)
+    assert read == rasa_deserialise_events(rows)
+    assert [type(event) for event in read] == [type(event) for event in events]
