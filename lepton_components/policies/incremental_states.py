@@ -36,8 +36,12 @@ from rasa.shared.core.events import (
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from lepton_components.stores.strict_tracker_store import DEFAULT_CACHED_CONVERSATIONS
+
 # Conversations whose replay is kept per policy; the least recently used is dropped first.
-DEFAULT_KEPT_CONVERSATIONS = 1000
+# As many as StrictSQLTrackerStore keeps by default: a conversation it no longer holds comes
+# back from the database as new event objects, which a kept replay cannot continue.
+DEFAULT_KEPT_CONVERSATIONS = DEFAULT_CACHED_CONVERSATIONS
 FEATURIZER_TYPE = "LeptonIncrementalStatesFeaturizer"
 # Events after which Rasa's `applied_events` drops some of the events before them.
 UNDOING_EVENTS = (Restarted, SessionStarted, ActionReverted, UserUtteranceReverted)
