@@ -18,7 +18,7 @@ import collections
 import dataclasses
 import itertools
 import operator
-from typing import Any, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, OrderedDict, Text, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, OrderedDict, Sequence, Text, Tuple
 
 from rasa.core.featurizers.single_state_featurizer import SingleStateFeaturizer
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer
@@ -65,16 +65,16 @@ class _Flow:
 
 @dataclasses.dataclass
 class _Replay:
-    """One conversation replayed up to ``events``: the tracker there and the states so far."""
+    """One conversation replayed: the tracker after its applied events (``tracker.events``)
+    and the states so far."""
 
     domain: Domain
     options: StatesOptions
-    events: List[Event]
     tracker: DialogueStateTracker
     states: List[State]
     flow: _Flow
     # The conversation's events (undone ones too) when it was last asked about, and the
-    # loops they activate: what Rasa's `applied_events` decided ``events`` from.
+    # loops they activate: what Rasa's `applied_events` decided the replayed events from.
     all_events: List[Event] = dataclasses.field(default_factory=list)
     loop_names: FrozenSet[Text] = frozenset()
 
@@ -128,10 +128,9 @@ def _replay_events(replay: _Replay, events: List[Event]) -> None:
             if state is not None:
                 replay.states.append(state)
         replay.tracker.update(event)
-        replay.events.append(event)
 
 
-def _starts_with(events: Iterable[Event], kept: List[Event]) -> bool:
+def _starts_with(events: Iterable[Event], kept: Sequence[Event]) -> bool:
     """Whether ``events`` begin with exactly the objects of ``kept`` (given it is no longer)."""
     return all(map(operator.is_, events, kept))
 
@@ -163,10 +162,10 @@ def _appended_without_undo(replay: _Replay, tracker: DialogueStateTracker) -> Op
 
 def _applied_events_since(replay: _Replay, tracker: DialogueStateTracker) -> Optional[List[Event]]:
     """The applied events the replay has not seen, or None if it saw others."""
-    applied = tracker.applied_events()
-    if len(applied) < len(replay.events) or not _starts_with(applied, replay.events):
+    applied, replayed = tracker.applied_events(), replay.tracker.events
+    if len(applied) < len(replayed) or not _starts_with(applied, replayed):
         return None
-    return applied[len(replay.events) :]
+    return applied[len(replayed) :]
 
 
 def _replay_to_continue(
@@ -181,7 +180,7 @@ def _replay_to_continue(
         if since is not None:
             replay.loop_names = _loop_names(tracker.events)
             return replay, since
-    fresh = _Replay(domain, options, [], tracker.init_copy(), [], _Flow(), loop_names=_loop_names(tracker.events))
+    fresh = _Replay(domain, options, tracker.init_copy(), [], _Flow(), loop_names=_loop_names(tracker.events))
     return fresh, tracker.applied_events()
 
 
