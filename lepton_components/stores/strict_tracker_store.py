@@ -89,7 +89,8 @@ def deserialise_events(serialised: Iterable[Dict[Text, Any]]) -> List[Event]:
     for parameters in serialised:
         if "event" not in parameters:
             continue
-        event_class = _event_class(parameters["event"])
+        # Like Rasa: a row whose type is null is left out with a warning.
+        event_class = _event_class(parameters["event"]) if parameters["event"] is not None else None
         event = event_class._from_parameters(parameters) if event_class else None
         if event is None:
             logger.warning(f"A stored event could not be read and is left out: {parameters!r}")

@@ -409,3 +409,6 @@ def test_stored_events_are_read_back_as_rasa_reads_them() -> None:
     read = deserialise_events(rows)
     assert read == rasa_deserialise_events(rows)
     assert [type(event) for event in read] == [type(event) for event in events]
+    # Rows Rasa leaves out: no type, and a null type.
+    unreadable = [{"text": "no type"}, {"event": None, "text": "null type"}]
+    assert deserialise_events(unreadable + rows) == rasa_deserialise_events(unreadable + rows) == read
