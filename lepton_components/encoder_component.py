@@ -98,8 +98,15 @@ class EncoderComponent(GraphComponent):
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
-        """Retrains when the backbone's weights change, not only when the config does."""
-        return backbone.fingerprint_for_config(config.get("model_name_or_path"), cls.__name__)
+        """Retrains when the backbone's weights or the stored format change, not only the config.
+
+        With the format in it, `rasa train` after an upgrade that changed `metadata.json`
+        trains anew instead of reusing a cached part the new code refuses at load.
+        """
+        fingerprint = backbone.fingerprint_for_config(config.get("model_name_or_path"), cls.__name__)
+        if fingerprint is None:
+            return None
+        return f"{fingerprint}:format-{encoder_persistence.FORMAT_VERSION}"
 
     @classmethod
     def create(

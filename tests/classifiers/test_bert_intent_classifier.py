@@ -378,6 +378,17 @@ def test_changed_backbone_changes_the_training_fingerprint(tiny_bert_path, tmp_p
     assert BertIntentClassifier.fingerprint_addon({"model_name_or_path": str(tmp_path / "missing")}) is None
 
 
+def test_a_new_stored_format_makes_rasa_train_retrain(tiny_bert_path, monkeypatch) -> None:
+    """After an upgrade that changes metadata.json, `rasa train` does not reuse a cached part
+    the new code refuses at load."""
+    from lepton_components import encoder_persistence
+
+    config = {"model_name_or_path": str(tiny_bert_path)}
+    before = BertIntentClassifier.fingerprint_addon(config)
+    monkeypatch.setattr(encoder_persistence, "FORMAT_VERSION", encoder_persistence.FORMAT_VERSION + 1)
+    assert BertIntentClassifier.fingerprint_addon(config) != before
+
+
 def _component_folder(model_storage) -> Path:
     from rasa.engine.storage.resource import Resource
 

@@ -1,6 +1,7 @@
 """Viterbi decoding keeps one entity whole where per-piece argmax would split it."""
 
 import numpy as np
+import pytest
 
 from lepton_components.extractors.bio_alignment import IGNORE_INDEX, TagScheme, EntityLabel, tag_runs
 from lepton_components.extractors.tag_decoding import (
@@ -41,8 +42,23 @@ def test_bio_invalid_steps_are_impossible_and_unseen_valid_ones_unlikely() -> No
     assert np.isneginf(table[B_DATE, I_PRODUCT])
     assert np.isfinite(table[B_DATE, B_DATE])  # never seen, still allowed
     assert table[B_PRODUCT, I_PRODUCT] > table[B_PRODUCT, B_PRODUCT]
-    np.testing.assert_allclose(np.exp(table).sum(axis=1), 1.0)
     assert is_valid_transition(-1, B_DATE) and not is_valid_transition(-1, I_DATE)
+
+
+def test_an_entity_the_tagger_favours_is_kept_where_entities_are_rare() -> None:
+    # Most training pieces are O. The tagger's 0.7 for B-date already weighs that in;
+    # decoding must not count it again and turn the date into O.
+    mostly_outside = [[O] * 8] * 20 + [[O, O, O, B_DATE, I_DATE, O]] * 3
+    probabilities = np.array([[0.95, 0.01, 0.01, 0.02, 0.01], [0.95, 0.01, 0.01, 0.02, 0.01], [0.25, 0.7, 0.01, 0.02, 0.02]])
+    assert viterbi(probabilities, transitions_from(mostly_outside)) == [O, O, B_DATE]
+    # ... while a clear O stays O.
+    probabilities[2] = [0.7, 0.25, 0.01, 0.02, 0.02]
+    assert viterbi(probabilities, transitions_from(mostly_outside)) == [O, O, O]
+
+
+def test_counts_of_another_tag_set_are_refused() -> None:
+    with pytest.raises(ValueError, match="expected"):
+        transition_log_probabilities(np.zeros((SCHEME.num_tags + 1, SCHEME.num_tags + 1)), SCHEME.num_tags)
 
 
 def test_close_call_between_begin_and_inside_keeps_the_entity_whole() -> None:
