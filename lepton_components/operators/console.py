@@ -27,7 +27,7 @@ from sanic.response import HTTPResponse
 
 from lepton_components.operators.access.part import AccessPart
 from lepton_components.operators.analytics.part import AnalyticsPart
-from lepton_components.operators.database import create_tables, in_thread, sql_engine_of
+from lepton_components.operators.database import create_tables, sql_engine_of
 from lepton_components.operators.handoff.part import HandoffPart
 from lepton_components.operators.hooks import TurnHooks, install_turn_hooks
 from lepton_components.operators.pages import static_file
@@ -85,7 +85,7 @@ class OperatorConsole:
         if id(engine) not in self._ready_engines:
             async with self._ready_lock:
                 if id(engine) not in self._ready_engines:
-                    await in_thread(_create_tables_once, engine)
+                    await asyncio.to_thread(_create_tables_once, engine)
                     state = OperatorState(agent, engine)
                     for part in self.parts:
                         await part.on_ready(state)

@@ -6,12 +6,10 @@ therefore be a SQL one (Rasa's `SQL`, possibly inside Lepton's masking or linkin
 any other store stops the console with the fix, never a private in-memory copy.
 
 SQLAlchemy here is synchronous (as Rasa's SQL tracker store is), so every query runs in
-the default thread pool through `in_thread`, keeping the event loop free.
+the default thread pool through `asyncio.to_thread`, keeping the event loop free.
 """
 
-import asyncio
-import functools
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from rasa.shared.exceptions import InvalidConfigException
@@ -19,7 +17,6 @@ from rasa.shared.exceptions import InvalidConfigException
 # Every operator table is declared on this one MetaData, so `create_tables` makes them all.
 metadata = sa.MetaData()
 
-T = TypeVar("T")
 # Wrapping stores (masking, linking, strict) keep the store they wrap here.
 _INNER_ATTRIBUTES = ("_inner", "inner", "_tracker_store", "tracker_store")
 
@@ -44,12 +41,6 @@ def sql_engine_of(tracker_store: Any) -> sa.engine.Engine:
 def create_tables(engine: sa.engine.Engine) -> None:
     """Creates the operator tables that do not exist yet (every replica may call it)."""
     metadata.create_all(engine, checkfirst=True)
-
-
-async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Runs blocking (database) work in the default executor."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
 
 
 def one_or_none(engine: sa.engine.Engine, query: Any) -> Optional[Any]:

@@ -106,7 +106,7 @@ def _account(row: Any) -> Account:
 
 
 class AccountStore:
-    """Accounts in one database. Every method blocks (SQL, argon2): call it through `in_thread`."""
+    """Accounts in one database. Every method blocks (SQL, argon2): call it through `asyncio.to_thread`."""
 
     def __init__(
         self, engine: sa.engine.Engine, passwords: Optional[Passwords] = None, clock: Callable[[], float] = time.time

@@ -47,7 +47,7 @@ class LoginSession:
 
 
 class SessionStore:
-    """Sessions in one database. Every method blocks (SQL): call it through `in_thread`."""
+    """Sessions in one database. Every method blocks (SQL): call it through `asyncio.to_thread`."""
 
     def __init__(
         self,

@@ -13,7 +13,6 @@ from lepton_components.operators.access.cookies import SESSION_COOKIE
 from lepton_components.operators.access.login_sessions import LoginSession, SessionStore
 from lepton_components.operators.access.passwords import Passwords
 from lepton_components.operators.access.routes import register_access_routes
-from lepton_components.operators.database import in_thread
 from lepton_components.operators.part import ConsolePart, OperatorState
 from lepton_components.operators.settings import OperatorSettings
 
@@ -57,12 +56,12 @@ class AccessPart(ConsolePart):
         token = self.session_token(request)
         if token is None:
             return None
-        return await in_thread(self.sessions(state.engine).find, token)
+        return await asyncio.to_thread(self.sessions(state.engine).find, token)
 
     async def hashing(self, function: Callable[..., T], *args: Any) -> T:
         """Runs password work (argon2) in a thread, a few at a time."""
         async with self._hashing:
-            return await in_thread(function, *args)
+            return await asyncio.to_thread(function, *args)
 
     async def on_ready(self, state: OperatorState) -> None:
         await self.hashing(self._ensure_first_admin, self.accounts(state.engine))

@@ -2,7 +2,7 @@
 
 argon2-cffi's `PasswordHasher` defaults (RFC 9106's low-memory profile: argon2id, 64 MiB,
 3 passes) cost about 0.2 s of CPU per hash here, which is what makes a stolen database
-slow to guess from; always call these through `in_thread`.
+slow to guess from; always call these through `asyncio.to_thread`.
 """
 
 import base64

@@ -7,6 +7,7 @@ per address and per username, and the password is checked by argon2 in a thread.
 reply is the same for an unknown username, a wrong password and a disabled account.
 """
 
+import asyncio
 import datetime
 import hmac
 import logging
@@ -38,7 +39,6 @@ from lepton_components.operators.access.guard import (
     presented_csrf_token,
 )
 from lepton_components.operators.access.passwords import PasswordRejected
-from lepton_components.operators.database import in_thread
 from lepton_components.operators.pages import URL_PREFIX, render, secure_headers
 
 if TYPE_CHECKING:
@@ -168,8 +168,8 @@ def register_access_routes(blueprint: Blueprint, access: "AccessPart") -> None:
         sessions = access.sessions(state.engine)
         old_token = access.session_token(request)
         if old_token is not None:
-            await in_thread(sessions.end, old_token)
-        token = await in_thread(sessions.start, operator.username)
+            await asyncio.to_thread(sessions.end, old_token)
+        token = await asyncio.to_thread(sessions.start, operator.username)
         logger.info(f"Operator {operator.username} ({operator.role}) logged in from {request.ip}.")
         reply = _redirect(next_path or INBOX_PATH)
         set_session_cookie(reply, token, settings)
@@ -188,7 +188,7 @@ def register_access_routes(blueprint: Blueprint, access: "AccessPart") -> None:
                     403, "csrf_token_invalid", "Log out with the page's button (this request did not carry its "
                     "CSRF token); reload the page if it is old.",
                 )
-            await in_thread(access.sessions(state.engine).end, access.session_token(request))
+            await asyncio.to_thread(access.sessions(state.engine).end, access.session_token(request))
             logger.info(f"Operator {found.operator.username} logged out.")
         reply = _redirect(LOGIN_PATH)
         clear_session_cookie(reply, settings)
@@ -198,7 +198,7 @@ def register_access_routes(blueprint: Blueprint, access: "AccessPart") -> None:
         request: Request, status: int = 200, notice: Optional[Text] = None, error: Optional[Text] = None,
         form: Optional[Dict[Text, Text]] = None,
     ) -> HTTPResponse:
-        accounts = await in_thread(access.accounts(request.ctx.operator_state.engine).list)
+        accounts = await asyncio.to_thread(access.accounts(request.ctx.operator_state.engine).list)
         rows = [
             {"account": account, "created": _when(account.created_at), "last_login": _when(account.last_login_at)}
             for account in accounts
@@ -248,6 +248,6 @@ def register_access_routes(blueprint: Blueprint, access: "AccessPart") -> None:
         if action in ("disable", "enable"):
             if username == operator.username:
                 raise AccountProblem("You cannot disable or enable your own account; ask another admin.")
-            await in_thread(store.set_disabled, username, action == "disable")
+            await asyncio.to_thread(store.set_disabled, username, action == "disable")
             return f"{action}d"
         raise AccountProblem(f"Unknown action {action!r}: use the page's buttons (create, disable, enable).")

@@ -8,7 +8,7 @@ with their frequency, embedded with the loaded FaqRetriever's sentence encoder (
 "similar" means what it means for retrieval), and grouped by agglomerative clustering
 on cosine distance with average linkage: two questions share a group when the
 average distance between the groups is below `review.cluster_distance`. Each group
-is a candidate for a new knowledge-base answer. CPU work: run it through `in_thread`.
+is a candidate for a new knowledge-base answer. CPU work: run it through `asyncio.to_thread`.
 """
 
 import datetime

@@ -6,11 +6,11 @@ answers customers disliked and analytics counts ratings per day without reading
 trackers. A server without the operator console has no turn log: nothing to do.
 """
 
+import asyncio
 import logging
 from typing import Any, Text
 
 from lepton_components.operators.analytics.turn_log import mark_feedback
-from lepton_components.operators.database import in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ async def record_feedback(app: Any, conversation_id: Text, message_id: Text, rat
         state = await console.state()
     except ConsoleNotReady:
         return False
-    marked = await in_thread(mark_feedback, state.engine, conversation_id, message_id, rating, at)
+    marked = await asyncio.to_thread(mark_feedback, state.engine, conversation_id, message_id, rating, at)
     if not marked:
         logger.info("Feedback on an answer the turn log has no row for (given before the console was installed).")
     return True

@@ -147,7 +147,7 @@ def _figures(row: Any) -> Figures:
 
 
 def report(engine: sa.engine.Engine, days: int, today: Optional[datetime.date] = None) -> Report:
-    """The figures of the last `days` days (1 to MAX_DAYS). Blocking: call through `in_thread`."""
+    """The figures of the last `days` days (1 to MAX_DAYS). Blocking: call through `asyncio.to_thread`."""
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be 1 to {MAX_DAYS}, got {days}")
     daily = window(days, today)

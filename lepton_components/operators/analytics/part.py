@@ -6,6 +6,7 @@ questions the bot could not answer grouped by meaning, each group one click away
 new knowledge-base answer.
 """
 
+import asyncio
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 from sanic import Blueprint
@@ -13,7 +14,6 @@ from sanic import Blueprint
 from lepton_components.operators.analytics.clusters import CachingEncoder, Cluster, cluster_texts
 from lepton_components.operators.analytics.routes import register_analytics_routes
 from lepton_components.operators.analytics.turn_log import TurnLog
-from lepton_components.operators.database import in_thread
 from lepton_components.operators.hooks import TurnHooks
 from lepton_components.operators.part import ConsolePart
 
@@ -47,7 +47,7 @@ class AnalyticsPart(ConsolePart):
         key = (id(encoder), self.settings.cluster_distance, tuple(texts))
         known = self._clusterings.get(key)
         if known is None:
-            known = await in_thread(cluster_texts, texts, self._caching(encoder), self.settings.cluster_distance)
+            known = await asyncio.to_thread(cluster_texts, texts, self._caching(encoder), self.settings.cluster_distance)
             while len(self._clusterings) >= CACHED_CLUSTERINGS:
                 self._clusterings.pop(next(iter(self._clusterings)))
             self._clusterings[key] = known

@@ -6,6 +6,7 @@
                                    answer_id, answer, questions (one per line), csrf_token
 """
 
+import asyncio
 import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Text
@@ -19,7 +20,6 @@ from lepton_components.operators.access.guard import json_error, operator_requir
 from lepton_components.operators.analytics.charts import charts
 from lepton_components.operators.analytics.clusters import unanswered_texts
 from lepton_components.operators.analytics.figures import MAX_DAYS, report
-from lepton_components.operators.database import in_thread
 from lepton_components.operators.pages import URL_PREFIX, render, secure_headers
 from lepton_components.operators.review.knowledge_edits import add_answer
 from lepton_components.operators.review.retrievers import (
@@ -53,11 +53,11 @@ def register_analytics_routes(blueprint: Blueprint, part: "AnalyticsPart") -> No
         except BadInput as bad:
             return render(request, "analytics.html", status=400, **_empty_page(), error=str(bad))
         state = request.ctx.operator_state
-        figures = await in_thread(report, state.engine, days)
+        figures = await asyncio.to_thread(report, state.engine, days)
         retrievers = loaded_retrievers(request)
         clusters: Optional[List[Any]] = None
         if retrievers:
-            texts = await in_thread(unanswered_texts, state.engine, figures.first_day)
+            texts = await asyncio.to_thread(unanswered_texts, state.engine, figures.first_day)
             clusters = await part.clusters(texts, encoder_of(retrievers[0]))
         return render(
             request,
@@ -79,7 +79,7 @@ def register_analytics_routes(blueprint: Blueprint, part: "AnalyticsPart") -> No
             days = _days(request)
         except BadInput as bad:
             return json_error(400, "bad_request", str(bad))
-        figures = await in_thread(report, request.ctx.operator_state.engine, days)
+        figures = await asyncio.to_thread(report, request.ctx.operator_state.engine, days)
         return secure_headers(response.json(figures.as_json()))
 
     @blueprint.route("/analytics/answers", methods=["POST"], name="analytics_create_answer")

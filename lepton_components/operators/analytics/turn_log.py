@@ -28,6 +28,7 @@ Flags (a person-held turn has none of the bot's failure flags: the bot did not a
   chat (`record_feedback`); `negative_feedback` in review means `feedback = 'down'`.
 """
 
+import asyncio
 import datetime
 import json
 import logging
@@ -43,7 +44,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from lepton_components.monitoring.processor_hooks import _faq_policy_config, vocabulary_for
 from lepton_components.monitoring.turns import ANSWERED, MISSED, SUGGESTED, TurnVocabulary, summarise_turn
-from lepton_components.operators.database import _INNER_ATTRIBUTES, in_thread, metadata, sql_engine_of
+from lepton_components.operators.database import _INNER_ATTRIBUTES, metadata, sql_engine_of
 
 logger = logging.getLogger(__name__)
 
@@ -240,4 +241,4 @@ class TurnLog:
         row = turn_row(tracker.sender_id, events, self._names_of(processor), self.low_confidence, text)
         if row is None:
             return
-        await in_thread(insert_turn, sql_engine_of(processor.tracker_store), row)
+        await asyncio.to_thread(insert_turn, sql_engine_of(processor.tracker_store), row)

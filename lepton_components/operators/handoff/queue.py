@@ -13,6 +13,7 @@ times out can never take a conversation from the agent who just claimed it.
 Other parts read it through `await HandoffQueue(engine).status_of(conversation_id)`.
 """
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Text
@@ -20,7 +21,7 @@ from typing import Any, List, Optional, Sequence, Text
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from lepton_components.operators.database import in_thread, metadata, one_or_none
+from lepton_components.operators.database import metadata, one_or_none
 
 WAITING, HELD = "waiting", "held"
 CUSTOMER_ASKED, BOT_GAVE_UP = "customer_asked", "bot_gave_up"
@@ -114,7 +115,7 @@ class HandoffQueue:
     async def status_of(self, conversation_id: Text) -> Optional[Handoff]:
         """The conversation's handoff, or None when the bot has it."""
         query = handoffs.select().where(handoffs.c.conversation_id == conversation_id)
-        return await in_thread(_one, self.engine, query)
+        return await asyncio.to_thread(_one, self.engine, query)
 
     async def open(self, conversation_id: Text, queue: Text, channel: Text, reason: Text) -> Optional[Handoff]:
         """Puts the conversation in `queue`; None if it already had a handoff (nothing changes)."""
@@ -132,7 +133,7 @@ class HandoffQueue:
             except IntegrityError:
                 return False
 
-        if not await in_thread(insert):
+        if not await asyncio.to_thread(insert):
             return None
         return Handoff(**values)
 
@@ -143,7 +144,7 @@ class HandoffQueue:
             .where(handoffs.c.conversation_id == conversation_id, handoffs.c.status == WAITING)
             .values(status=HELD, agent=agent, claimed_at=self.clock(), unread=0)
         )
-        return await in_thread(_changed, self.engine, statement) == 1
+        return await asyncio.to_thread(_changed, self.engine, statement) == 1
 
     async def unclaim(self, conversation_id: Text, agent: Text) -> bool:
         """Puts a conversation `agent` holds back in the queue (its claim could not be recorded)."""
@@ -152,7 +153,7 @@ class HandoffQueue:
             .where(handoffs.c.conversation_id == conversation_id, handoffs.c.status == HELD, handoffs.c.agent == agent)
             .values(status=WAITING, agent=None, claimed_at=None)
         )
-        return await in_thread(_changed, self.engine, statement) == 1
+        return await asyncio.to_thread(_changed, self.engine, statement) == 1
 
     async def release(self, handoff: Handoff) -> bool:
         """Gives the conversation back to the bot if it is still as `handoff` says; else False."""
@@ -160,7 +161,7 @@ class HandoffQueue:
         statement = handoffs.delete().where(
             handoffs.c.conversation_id == handoff.conversation_id, handoffs.c.status == handoff.status, agent
         )
-        return await in_thread(_changed, self.engine, statement) == 1
+        return await asyncio.to_thread(_changed, self.engine, statement) == 1
 
     async def expire(self, conversation_id: Text, opened_before: float) -> bool:
         """Ends a wait that began before `opened_before`; False if it was claimed or ended meanwhile."""
@@ -169,7 +170,7 @@ class HandoffQueue:
             handoffs.c.status == WAITING,
             handoffs.c.opened_at < opened_before,
         )
-        return await in_thread(_changed, self.engine, statement) == 1
+        return await asyncio.to_thread(_changed, self.engine, statement) == 1
 
     async def overdue(self, opened_before: float, limit: int = 100) -> List[Handoff]:
         """Waits that began before `opened_before`, oldest first."""
@@ -179,23 +180,23 @@ class HandoffQueue:
             .order_by(handoffs.c.opened_at)
             .limit(limit)
         )
-        return await in_thread(_all, self.engine, query)
+        return await asyncio.to_thread(_all, self.engine, query)
 
     async def waiting_for(self, queues: Optional[Sequence[Text]]) -> List[Handoff]:
         """Waiting conversations of `queues` (None: every queue), longest waiting first."""
         query = handoffs.select().where(handoffs.c.status == WAITING)
         if queues is not None:
             query = query.where(handoffs.c.queue.in_(list(queues)))
-        return await in_thread(_all, self.engine, query.order_by(handoffs.c.opened_at))
+        return await asyncio.to_thread(_all, self.engine, query.order_by(handoffs.c.opened_at))
 
     async def held_by(self, agent: Text) -> List[Handoff]:
         query = handoffs.select().where(handoffs.c.status == HELD, handoffs.c.agent == agent)
-        return await in_thread(_all, self.engine, query.order_by(handoffs.c.claimed_at))
+        return await asyncio.to_thread(_all, self.engine, query.order_by(handoffs.c.claimed_at))
 
     async def held_by_others(self, agent: Text) -> List[Handoff]:
         """Conversations other agents hold (for admins)."""
         query = handoffs.select().where(handoffs.c.status == HELD, handoffs.c.agent != agent)
-        return await in_thread(_all, self.engine, query.order_by(handoffs.c.claimed_at))
+        return await asyncio.to_thread(_all, self.engine, query.order_by(handoffs.c.claimed_at))
 
     async def touch(self, conversation_id: Text) -> bool:
         """Records a customer message: one more unread, and when it came."""
@@ -204,7 +205,7 @@ class HandoffQueue:
             .where(handoffs.c.conversation_id == conversation_id)
             .values(unread=handoffs.c.unread + 1, last_customer_at=self.clock())
         )
-        return await in_thread(_changed, self.engine, statement) == 1
+        return await asyncio.to_thread(_changed, self.engine, statement) == 1
 
     async def mark_read(self, conversation_id: Text, agent: Text) -> None:
         """The holding agent has seen every message so far."""
@@ -213,4 +214,4 @@ class HandoffQueue:
             .where(handoffs.c.conversation_id == conversation_id, handoffs.c.agent == agent)
             .values(unread=0)
         )
-        await in_thread(_changed, self.engine, statement)
+        await asyncio.to_thread(_changed, self.engine, statement)

@@ -5,7 +5,7 @@ hidden lock file beside it serialises them across processes, and the new content
 written to a temporary file in the same folder and renamed over the old one, so Rasa
 or a reload never reads a partial file. The lock file stays beside the target (a lock
 on the target itself would be lost when the rename replaces it). Blocking: call these
-through `in_thread`.
+through `asyncio.to_thread`.
 """
 
 import fcntl

@@ -13,7 +13,6 @@ from typing import Any, Text
 
 from sanic import Blueprint
 
-from lepton_components.operators.database import in_thread
 from lepton_components.operators.part import ConsolePart
 from lepton_components.operators.review.nlu_file import add_example
 from lepton_components.operators.review.routes import register_review_routes
@@ -29,7 +28,7 @@ class ReviewFile:
 
     async def add(self, intent: Text, text: Text) -> bool:
         async with self._lock:
-            return await in_thread(add_example, self.path, intent, text)
+            return await asyncio.to_thread(add_example, self.path, intent, text)
 
 
 class ReviewPart(ConsolePart):

@@ -8,13 +8,13 @@ embedding is CPU work, so it runs in the default thread pool. A file the retriev
 refuses leaves its old answers in place (`KnowledgeBaseInvalid`).
 """
 
+import asyncio
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence, Text, Tuple
 
 from sanic.request import Request
 
 from lepton_components.channels.faq_admin import _loaded_retrievers
-from lepton_components.operators.database import in_thread
 from lepton_components.operators.review.knowledge_edits import restore
 
 
@@ -60,7 +60,7 @@ async def reload_reading(retrievers: Sequence[Any], path: Path) -> List[Dict[Tex
     """Reloads every retriever that reads `path`; their summaries. Raises KnowledgeBaseInvalid."""
     target = path.resolve()
     return [
-        await in_thread(retriever.reload) for retriever in retrievers if knowledge_base_of(retriever).resolve() == target
+        await asyncio.to_thread(retriever.reload) for retriever in retrievers if knowledge_base_of(retriever).resolve() == target
     ]
 
 
@@ -74,12 +74,12 @@ async def edit_and_reload(retrievers: Sequence[Any], path: Path, edit: Callable[
     """
     from lepton_components.retrieval.faq_retriever import KnowledgeBaseInvalid
 
-    changed, previous = await in_thread(edit)
+    changed, previous = await asyncio.to_thread(edit)
     if changed:
         try:
             await reload_reading(retrievers, path)
         except KnowledgeBaseInvalid:
-            await in_thread(restore, path, previous)
+            await asyncio.to_thread(restore, path, previous)
             raise
     return changed
 

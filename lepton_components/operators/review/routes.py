@@ -9,6 +9,7 @@ An annotation names the turn by its event position; its text is read back from t
 tracker store (as stored, so masked where masking is on), never taken from the form.
 """
 
+import asyncio
 import datetime
 import logging
 from functools import partial
@@ -23,7 +24,6 @@ from sanic.response import HTTPResponse
 
 from lepton_components.operators.access.accounts import Operator
 from lepton_components.operators.access.guard import operator_required
-from lepton_components.operators.database import in_thread
 from lepton_components.operators.pages import URL_PREFIX, render
 from lepton_components.operators.review.audit import record_action
 from lepton_components.operators.review.conversation import review_items, user_text_at
@@ -83,7 +83,7 @@ def register_review_routes(blueprint: Blueprint, part: "ReviewPart") -> None:
             context = {**_list_context(None, DEFAULT_DAYS, 1), "error": str(bad)}
             return render(request, "review_list.html", status=bad.status, **context)
         state = request.ctx.operator_state
-        rows, total = await in_thread(attention_page, state.engine, _since(days), flag, page)
+        rows, total = await asyncio.to_thread(attention_page, state.engine, _since(days), flag, page)
         return render(request, "review_list.html", **_list_context(flag, days, page, rows, total))
 
     @blueprint.route("/review/conversations/<conversation_id:str>", methods=["GET"], name="review_conversation",
