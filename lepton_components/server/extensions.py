@@ -7,7 +7,7 @@ Messenger and Slack channels, faq_admin) registers `install_server_extensions` a
 (`lepton_components.server.channel`), the explicit switch for servers that list none
 of them. Whichever of them are listed, the whole set is installed exactly once per app:
 strict stores (and no in-memory fallback for a tracker store Rasa cannot import),
-metrics, body limits, JSON errors and the API gate.
+the graph run without dask, metrics, body limits, JSON errors and the API gate.
 """
 
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from sanic import Sanic
 
 from lepton_components.monitoring.install import install_monitoring
+from lepton_components.server.graph_runner import install_sequential_graph_runner
 from lepton_components.server.hardening import install_hardening
 from lepton_components.server.strict_mode import install_strict_mode
 from lepton_components.stores.store_startup import refuse_in_memory_fallback
@@ -32,6 +33,7 @@ async def install_server_extensions(app: Sanic, _loop: Any) -> None:
     # Runs before Rasa creates the stores (its own listener comes after the channels').
     refuse_in_memory_fallback()
     install_strict_mode(app)
+    install_sequential_graph_runner(app)
     install_monitoring(app)
     install_hardening(app)
     setattr(app.ctx, _INSTALLED_FLAG, True)
