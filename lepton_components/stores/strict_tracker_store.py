@@ -255,37 +255,26 @@ class StrictSQLTrackerStore(SQLTrackerStore):
                 else:
                     stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
                 new_events = list(itertools.islice(tracker.events, stored, None))
-                rows = [self._row(sender_id, event) for event in new_events]
-                session.add_all(rows)
-                session.flush()  # assigns the row ids
-                newest = rows[-1].id if rows else (cached.newest_row_id if cached else None)
+                newest = cached.newest_row_id if cached else None
+                for event in new_events:
+                    # Core inserts, one per event: each returns its row id (the cache's
+                    # version), without the ORM's unit of work around them.
+                    newest = session.execute(_INSERT_EVENT, _row(sender_id, event)).inserted_primary_key[0]
                 session.commit()
         # Only a tracker that is exactly the latest session, as `retrieve` rebuilds it, is
         # kept: not one that started a new session, nor one holding older sessions too.
-        whole = len(tracker.events) == stored + len(rows)
+        whole = len(tracker.events) == stored + len(new_events)
         started_a_session = any(isinstance(event, SessionStarted) for event in new_events)
         if not self.domain or newest is None or not whole or started_a_session:
             self._cache.forget(sender_id)
         else:
-            self._cache.put(sender_id, CachedConversation(newest, stored + len(rows), tracker.copy()))
+            self._cache.put(sender_id, CachedConversation(newest, stored + len(new_events), tracker.copy()))
         logger.debug(f"Tracker with sender_id '{sender_id}' stored to database")
 
     def _newest_row_id(self, session: "sa.orm.Session", sender_id: Text) -> Optional[int]:
         # A Core statement built once: the ORM query's construction cost more than the
         # (indexed) query itself, on every message.
         return session.execute(_NEWEST_ROW_ID, {"sender_id": sender_id}).scalar()
-
-    def _row(self, sender_id: Text, event: Event) -> "SQLTrackerStore.SQLEvent":
-        """The `events` row Rasa's store writes for `event`."""
-        data = event.as_dict()
-        return self.SQLEvent(
-            sender_id=sender_id,
-            type_name=event.type_name,
-            timestamp=data.get("timestamp"),
-            intent_name=data.get("parse_data", {}).get("intent", {}).get("name"),
-            action_name=data.get("name"),
-            data=json.dumps(data),
-        )
 
     async def keys(self) -> Iterable[Text]:
         """Every stored conversation id."""
@@ -296,6 +285,20 @@ class StrictSQLTrackerStore(SQLTrackerStore):
 _NEWEST_ROW_ID = sa.select(sa.func.max(SQLTrackerStore.SQLEvent.id)).where(
     SQLTrackerStore.SQLEvent.sender_id == sa.bindparam("sender_id")
 )
+_INSERT_EVENT = SQLTrackerStore.SQLEvent.__table__.insert()
+
+
+def _row(sender_id: Text, event: Event) -> Dict[Text, Any]:
+    """The `events` row Rasa's store writes for `event`."""
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
 
 
 def raise_tracker_store_error(error: Exception) -> None:
