@@ -57,6 +57,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import ConnectionException, InvalidConfigException
 
 from lepton_components.stores.conversation_cache import CachedConversation, ConversationCache
+from lepton_components.stores.sqlite_file import is_sqlite_file, sqlite_file_engine
 from lepton_components.stores.store_startup import fails_loudly, quoted, require_sql_driver
 
 if TYPE_CHECKING:
@@ -205,12 +206,15 @@ class StrictSQLTrackerStore(SQLTrackerStore):
         super().__init__(
             domain, dialect, host, port, db, username, password, event_broker, login_db, query, **kwargs
         )
-        # Test each pooled connection before use: after a database restart the pool
-        # still holds connections to the old server, and each would fail one message
-        # although the database is back.
         url = self.engine.url
         self.engine.dispose()
-        self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        if is_sqlite_file(url):
+            self.engine = sqlite_file_engine(url)
+        else:
+            # Test each pooled connection before use: after a database restart the pool
+            # still holds connections to the old server, and each would fail one message
+            # although the database is back.
+            self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
         self.where = _describe(self.engine.url)
 
