@@ -8,9 +8,10 @@ that is the same work each time: 11% of a busy replica's main thread
 (docs/benchmarks.md, "Running the graph without dask").
 
 `SequentialGraphRunner` keeps the nodes Rasa instantiated and, per target set, the order
-dask's synchronous scheduler would run them in, computed on first use. A run calls the nodes in that order and hands
-each one what dask would: the `(name, output)` pair of every node it needs, or the bare
-name of a need nothing provides. Results and errors are the ones `DaskGraphRunner` gives.
+dask's synchronous scheduler would run them in, computed on first use. A run calls the
+nodes in that order and hands each one what dask would: the `(name, output)` pair of
+every node it needs, or the bare name of a need nothing provides. Results and errors are
+the ones `DaskGraphRunner` gives.
 """
 
 import dataclasses
