@@ -69,13 +69,12 @@ def transition_log_probabilities(counts: Sequence[Sequence[int]], num_tags: int)
             f"for {num_tags} tags"
         )
     log_tag_frequency = np.log(smoothed.sum(axis=0) / smoothed.sum())
-    table = smoothed.copy()
     for previous in range(num_tags + 1):
         for current in range(num_tags):
             if not is_valid_transition(previous if previous < num_tags else -1, current):
-                table[previous, current] = 0.0
+                smoothed[previous, current] = 0.0
     with np.errstate(divide="ignore"):
-        return np.log(table / table.sum(axis=1, keepdims=True)) - log_tag_frequency
+        return np.log(smoothed / smoothed.sum(axis=1, keepdims=True)) - log_tag_frequency
 
 
 def viterbi(probabilities: np.ndarray, log_transitions: np.ndarray) -> List[int]:

@@ -67,15 +67,9 @@ def _noop(*_: Any) -> None:
 class SequentialGraphRunner(GraphRunner):
     """`DaskGraphRunner`'s results from the same nodes, in a precomputed order."""
 
-    def __init__(
-        self,
-        graph_schema: GraphSchema,
-        nodes: Dict[Text, GraphNode],
-        execution_context: ExecutionContext,
-    ) -> None:
+    def __init__(self, graph_schema: GraphSchema, nodes: Dict[Text, GraphNode]) -> None:
         self._graph_schema = graph_schema
         self._instantiated_nodes = nodes
-        self._execution_context = execution_context
         self._plans: Dict[Tuple[Tuple[Text, ...], Tuple[Text, ...]], _Plan] = {}
 
     @classmethod
@@ -88,12 +82,12 @@ class SequentialGraphRunner(GraphRunner):
     ) -> "SequentialGraphRunner":
         """Instantiates every node, as `DaskGraphRunner.create` does."""
         nodes = DaskGraphRunner._instantiate_nodes(graph_schema, model_storage, execution_context, hooks)
-        return cls(graph_schema, nodes, execution_context)
+        return cls(graph_schema, nodes)
 
     @classmethod
     def replacing(cls, runner: DaskGraphRunner) -> "SequentialGraphRunner":
         """A runner over the nodes `runner` already loaded: no component is loaded again."""
-        return cls(runner._graph_schema, runner._instantiated_nodes, runner._execution_context)
+        return cls(runner._graph_schema, runner._instantiated_nodes)
 
     def run(
         self,

@@ -19,8 +19,8 @@ old file), so the restarted bot does not replay the old file's log into the rest
 """
 
 import os
-from pathlib import Path
 import weakref
+from pathlib import Path
 from typing import Any, Dict
 
 import sqlalchemy as sa

@@ -115,7 +115,7 @@ def test_a_need_nothing_provides_reaches_the_node_by_name_as_in_dask() -> None:
             )
         }
     )
-    runner = SequentialGraphRunner(schema, {"target": Node()}, execution_context=None)
+    runner = SequentialGraphRunner(schema, {"target": Node()})
     assert runner.run(targets=["target"]) == {"target": "done"}
     assert received["inputs"] == ("__message__",)
     assert runner.run(inputs={"__message__": [1]}, targets=["target"]) == {"target": "done"}
